@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lab install bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The constraints file pins torch==2.13.0: on this project's CPU machines that is a wheel on disk.
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m fvae_lib demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	$(PY) -m jupyter lab
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
