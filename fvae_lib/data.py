@@ -354,11 +354,17 @@ _WHAT_TO_DO = (
 )
 
 
-def _npz_member_header(zf: zipfile.ZipFile, key: str, path: Path):
+def _read_npy_header(f):
+    """(shape, fortran_order, dtype) of an open .npy stream, leaving it at the first data byte."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
+
+
+def _npz_member_header(zf: zipfile.ZipFile, key: str):
     with zf.open(f"{key}.npy") as f:
-        version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)  # noqa: SLF001
-    return shape, fortran, dtype
+        return _read_npy_header(f)
 
 
 def inspect_real_file(path: Path) -> dict:
@@ -381,15 +387,15 @@ def inspect_real_file(path: Path) -> dict:
                 f"{path} does not look like dSprites: it lacks {missing} (it holds {sorted(names)}). {_WHAT_TO_DO}"
             )
         try:
-            headers = {k: _npz_member_header(zf, k, path) for k in _REAL_KEYS}
+            headers = {k: _npz_member_header(zf, k) for k in _REAL_KEYS}
             classes = np.load(zf.open("latents_classes.npy"))
             values = np.load(zf.open("latents_values.npy"))
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
             raise DatasetError(f"{path} is damaged: {err}. {_WHAT_TO_DO}") from None
-    (ishape, _, idtype) = headers["imgs"]
+    (ishape, fortran, idtype) = headers["imgs"]
     n = ishape[0] if ishape else 0
-    if len(ishape) != 3 or ishape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or idtype != np.uint8:
-        raise DatasetError(f"{path}: imgs is {ishape} {idtype}, expected (N, 64, 64) uint8. {_WHAT_TO_DO}")
+    if len(ishape) != 3 or ishape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or idtype != np.uint8 or fortran:
+        raise DatasetError(f"{path}: imgs is {ishape} {idtype}{' (Fortran order)' if fortran else ''}, expected (N, 64, 64) uint8. {_WHAT_TO_DO}")
     for key, arr, dtype in (("latents_classes", classes, np.int64), ("latents_values", values, np.float64)):
         if arr.shape != (n, 6) or arr.dtype != dtype:
             raise DatasetError(f"{path}: {key} is {arr.shape} {arr.dtype}, expected ({n}, 6) {np.dtype(dtype)}. {_WHAT_TO_DO}")
@@ -422,8 +428,7 @@ def inspect_real_file(path: Path) -> dict:
 def _stream_real_images(path: Path, n: int, chunk: int = 8192):
     """Yield bit-packed rows of the npz's images, checking that every pixel is 0 or 1."""
     with zipfile.ZipFile(path) as zf, zf.open("imgs.npy") as f:
-        version = np.lib.format.read_magic(f)
-        np.lib.format._read_array_header(f, version)  # noqa: SLF001
+        _read_npy_header(f)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             raw = f.read(m * IMAGE_SIZE * IMAGE_SIZE)

@@ -1,0 +1,44 @@
+"""The install files agree with each other, and the README's commands exist."""
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _pyproject():
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = _pyproject()["project"]
+    env = (REPO / "environment.yml").read_text()
+    # Python: the conda pin satisfies requires-python
+    py = re.search(r"^\s*-\s*python\s*=\s*([\d.]+)", env, re.M)
+    assert py, "environment.yml must pin python"
+    minimum = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", project["requires-python"]).group(1).split("."))
+    assert tuple(int(x) for x in py.group(1).split(".")) >= minimum
+    # the repo itself with every extra pyproject declares, through the pip section
+    m = re.search(r"^\s*-\s*(?:-e\s+)?\.\[([\w,\s-]+)\]\s*$", env, re.M)
+    assert m, "environment.yml must install the repository (.[extras]) in its pip section"
+    assert set(x.strip() for x in m.group(1).split(",")) == set(project["optional-dependencies"])
+    # and it names no package of its own that pyproject does not know
+    deps_section = env.split("dependencies:", 1)[1]
+    conda_pkgs = re.findall(r"^\s{2}-\s*([A-Za-z][\w.-]*)", deps_section, re.M)
+    assert set(conda_pkgs) <= {"python", "pip"}, conda_pkgs
+
+
+def test_colab_shipped_packages_have_lower_bounds_only():
+    deps = _pyproject()["project"]["dependencies"]
+    for name in ("torch", "numpy", "matplotlib", "ipywidgets"):
+        spec = next(d for d in deps if re.match(rf"{name}\b", d))
+        assert re.fullmatch(rf"{name}>=[\d.]+", spec), f"{spec}: Colab installs must never downgrade {name}"
+
+
+def test_constraints_pin_the_cpu_torch_and_the_makefile_uses_them():
+    assert re.search(r"^torch==2\.13\.0$", (REPO / "constraints.txt").read_text(), re.M)
+    makefile = (REPO / "Makefile").read_text()
+    assert "-c constraints.txt" in makefile
+    for target in ("demo:", "test:", "lab:"):
+        assert re.search(rf"^{target}", makefile, re.M)
+    assert "make test" in (REPO / ".ci" / "run").read_text()
