@@ -62,3 +62,151 @@ def _value_label(value, name: str) -> str:
     if name == "orientation":
         return f"{np.degrees(value):.0f}°"
     return f"{value:.2f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Models: reconstructions, traversals, per-dimension KL
+# --------------------------------------------------------------------------------------------------
+
+COLLAPSED_KL = 0.05  # nats: a latent whose average KL to the prior is below this carries ~no information
+
+
+def _device_of(module):
+    return next(module.parameters()).device
+
+
+def encode_stats(vae, x):
+    """Encoder means and the average KL of each latent to the prior over a batch: (mu (n, d), kl (d,))."""
+    import torch
+
+    from .objectives import kl_per_dimension
+
+    with torch.no_grad():
+        mu, logvar = vae.encoder(x.to(_device_of(vae)))
+        return mu.float().cpu(), kl_per_dimension(mu.float(), logvar.float()).mean(0).cpu()
+
+
+def reconstructions(vae, data, n: int = 8, rng: np.random.Generator | None = None):
+    """Top row: dataset images; bottom row: the decoder's Bernoulli means at the encoder means."""
+    import torch
+
+    rng = rng or np.random.default_rng(0)
+    x = data.sample_observations(data.sample_factors(n, rng))
+    with torch.no_grad():
+        mu, _ = vae.encoder(x.to(_device_of(vae)))
+        recon = torch.sigmoid(vae.decoder(mu)).float().cpu()
+    fig = _figure(figsize=(1.1 * n, 2.5))
+    axes = fig.subplots(2, n, squeeze=False)
+    for j in range(n):
+        for row, img in enumerate((x[j, 0], recon[j, 0])):
+            axes[row, j].imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[row, j].set_xticks([]), axes[row, j].set_yticks([])
+    axes[0, 0].set_ylabel("data", fontsize=9)
+    axes[1, 0].set_ylabel("recon", fontsize=9)
+    return fig
+
+
+def traversal_images(vae, x, values, order=None):
+    """Decoded images when each latent of x's mean code is set to each of ``values``: (d, len(values), 64, 64)."""
+    import torch
+
+    with torch.no_grad():
+        mu, _ = vae.encoder(x[:1].to(_device_of(vae)))
+        d = mu.shape[1]
+        order = list(range(d)) if order is None else list(order)
+        codes = mu.repeat(len(order) * len(values), 1).view(len(order), len(values), d)
+        for row, j in enumerate(order):
+            codes[row, :, j] = torch.as_tensor(values, dtype=codes.dtype)
+        imgs = torch.sigmoid(vae.decoder(codes.view(-1, d))).float().cpu()
+    return imgs.view(len(order), len(values), *imgs.shape[-2:]).numpy()
+
+
+def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.Generator | None = None):
+    """One row per latent, ordered by its average KL to the prior (most informative first).
+
+    Each row decodes one image's mean code with that latent swept over [-limit, limit]; latents with
+    KL below ``COLLAPSED_KL`` nats are marked as collapsed (the decoder ignores them).
+    """
+    rng = rng or np.random.default_rng(0)
+    x = data.sample_observations(data.sample_factors(256, rng))
+    _, kl = encode_stats(vae, x)
+    order = np.argsort(-kl.numpy())
+    values = np.linspace(-limit, limit, n_values)
+    imgs = traversal_images(vae, x, values, order)
+    fig = _figure(figsize=(0.9 * n_values + 1.6, 0.9 * len(order) + 0.6))
+    axes = fig.subplots(len(order), n_values, squeeze=False)
+    for row, j in enumerate(order):
+        collapsed = kl[j] < COLLAPSED_KL
+        for c in range(n_values):
+            ax = axes[row, c]
+            ax.imshow(imgs[row, c], cmap="gray", vmin=0, vmax=1, alpha=0.35 if collapsed else 1.0)
+            ax.set_xticks([]), ax.set_yticks([])
+        label = f"z{j}\nKL {kl[j]:.2f}" + ("\ncollapsed" if collapsed else "")
+        axes[row, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    for c, v in enumerate(values):
+        axes[0, c].set_title(f"{v:+.1f}", fontsize=7)
+    fig.suptitle("latent traversals (rows ordered by KL)", fontsize=10)
+    return fig
+
+
+def kl_bars(kl, ax=None):
+    """Bar chart of the average KL of every latent to the prior, collapsed ones in grey."""
+    kl = np.asarray(kl)
+    fig = None
+    if ax is None:
+        fig = _figure(figsize=(5, 2.6))
+        ax = fig.subplots()
+    colors = ["lightgrey" if k < COLLAPSED_KL else "C0" for k in kl]
+    ax.bar(np.arange(len(kl)), kl, color=colors)
+    ax.set_xticks(np.arange(len(kl)), [f"z{j}" for j in range(len(kl))], fontsize=8)
+    ax.set_ylabel("KL to prior (nats)")
+    return fig or ax.figure
+
+
+# --------------------------------------------------------------------------------------------------
+# Runs: training curves
+# --------------------------------------------------------------------------------------------------
+
+
+def training_curves(history: list[dict]):
+    """Reconstruction, KL, TC estimate and discriminator loss/accuracy against the iteration."""
+    if not history:
+        raise ValueError("the history is empty: the run has logged nothing yet")
+    steps = np.array([r["step"] for r in history])
+    has_d = "d_loss" in history[0]
+    fig = _figure(figsize=(10, 6.2 if has_d else 3.2))
+    axes = fig.subplots(2 if has_d else 1, 2, squeeze=False).ravel()
+    series = [("recon", "reconstruction (nats/image)"), ("kl", "KL(q(z|x) ‖ p(z)) (nats)")]
+    if has_d:
+        series.append(("tc", "TC estimate (nats)"))
+    for ax, (key, title) in zip(axes, series):
+        ax.plot(steps, [r[key] for r in history])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+    if has_d:
+        axes[2].axhline(0, color="grey", lw=0.8, ls=":")
+        ax = axes[3]
+        ax.plot(steps, [r["d_loss"] for r in history], label="D loss")
+        ax.axhline(np.log(2), color="grey", lw=0.8, ls=":", label="ln 2 (chance)")
+        ax.set_title("discriminator", fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        twin = ax.twinx()
+        twin.plot(steps, [r["d_acc"] for r in history], color="C1", label="D accuracy")
+        twin.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=7)
+        twin.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_run_figures(run_dir, vae, data, history) -> list:
+    """Reconstruction grid, latent traversals and training curves into a run folder."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    vae.eval()
+    return [
+        save_figure(reconstructions(vae, data), run_dir / "reconstructions.png"),
+        save_figure(traversals(vae, data), run_dir / "traversals.png"),
+        save_figure(training_curves(history), run_dir / "training_curves.png"),
+    ]

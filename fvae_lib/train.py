@@ -1,0 +1,466 @@
+"""Training: the config and its presets, the β-VAE and FactorVAE steps (Algorithm 2), the loop,
+checkpoints and history.
+
+A run folder holds:
+    config.json          the TrainConfig, written before the first step
+    checkpoint.pt        everything needed to resume bit for bit (tensors and plain values only:
+                         ``torch.load(path, weights_only=True)`` opens it); checkpoint-prev.pt is the one before
+    history.jsonl        one JSON object per logged step: window means of every loss term, the KL of
+                         every latent dimension, throughput and elapsed time
+    *.png                figures written at the end of the run
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import FULL_SIZES, FACTOR_NAMES, BatchSampler, DSprites, atomic_write_bytes
+from .models import VAE, Discriminator
+from .objectives import (
+    discriminator_accuracy,
+    discriminator_loss,
+    kl_per_dimension,
+    permute_dims,
+    reconstruction_loss,
+    total_correlation_estimate,
+)
+
+CHECKPOINT_FORMAT = 1
+
+
+class ConfigError(ValueError):
+    """A training configuration that is refused before any work is done."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term became NaN or infinite; the message names the step and the term."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Config and presets
+# --------------------------------------------------------------------------------------------------
+
+SMOKE_GRID = {"orientation": 4, "posX": 4, "posY": 4}  # 3 x 6 x 10 x 8 x 8 = 11,520 images
+
+PRESETS: dict[str, dict] = {
+    # The paper: batch 64, 3e5 iterations (each one VAE update and one discriminator update), full grid.
+    "paper": dict(batch_size=64, iterations=300_000, log_every=200, checkpoint_every=10_000),
+    # A few minutes on a 2-core CPU: enough for shapes and positions to appear in reconstructions.
+    "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500),
+    # Seconds on a CPU, for tests and notebooks under test: a reduced grid and a few dozen steps.
+    "smoke": dict(batch_size=32, iterations=40, log_every=10, checkpoint_every=20, data_steps=SMOKE_GRID),
+}
+
+MODELS = ("factorvae", "betavae")
+DEFAULT_GAMMA = 35.0
+DEFAULT_BETA = {"factorvae": 1.0, "betavae": 4.0}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Build one with :meth:`from_preset`.
+
+    gamma: FactorVAE's TC weight. Default 35: the γ of the paper's best dSprites model (FactorVAE 0.889
+        against β-VAE 0.814 at β = 4), inside the 35-40 band that the reimplementations use.
+    beta: the KL weight; 1 for FactorVAE (the paper's objective), 4 for the β-VAE baseline.
+    """
+
+    model: str = "factorvae"
+    preset: str = "paper"
+    gamma: float = DEFAULT_GAMMA
+    beta: float = 1.0
+    z_dim: int = 10
+    batch_size: int = 64
+    iterations: int = 300_000
+    lr_vae: float = 1e-4
+    betas_vae: tuple[float, float] = (0.9, 0.999)
+    lr_d: float = 1e-4
+    betas_d: tuple[float, float] = (0.5, 0.9)
+    d_hidden_layers: int = 6
+    seed: int = 0
+    log_every: int = 200
+    checkpoint_every: int = 10_000
+    checkpoint_minutes: float = 10.0
+    data_source: str = "auto"
+    data_steps: dict | None = None
+    device: str = "auto"
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, model: str = "factorvae", device: str = "auto", **overrides) -> "TrainConfig":
+        """A config from a named preset; ``preset=None`` picks ``paper`` on a GPU and ``cpu`` elsewhere."""
+        resolved = resolve_device(device)
+        if preset is None:
+            preset = "paper" if resolved.type == "cuda" else "cpu"
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        if model not in MODELS:
+            raise ConfigError(f"unknown model {model!r}; choose one of {MODELS}")
+        values = dict(PRESETS[preset], model=model, preset=preset, device=device, beta=DEFAULT_BETA[model])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"config has unknown fields {sorted(unknown)}")
+        d = dict(d)
+        for key in ("betas_vae", "betas_d"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def dataset_size(self) -> int:
+        steps = self.data_steps or {}
+        return math.prod(len(range(0, size, int(steps.get(name, 1)))) for name, size in zip(FACTOR_NAMES, FULL_SIZES))
+
+    def validate(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
+        need(self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        need(math.isfinite(self.gamma) and self.gamma >= 0, f"gamma must be a finite number >= 0, got {self.gamma}")
+        need(math.isfinite(self.beta) and self.beta >= 0, f"beta must be a finite number >= 0, got {self.beta}")
+        need(self.z_dim >= 1, f"z_dim must be >= 1, got {self.z_dim}")
+        need(self.batch_size >= 2, f"batch_size must be >= 2 (the permutation needs a batch), got {self.batch_size}")
+        need(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
+        need(self.lr_vae > 0 and self.lr_d > 0, "learning rates must be > 0")
+        need(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+        need(self.checkpoint_every >= 1 and self.checkpoint_every % self.log_every == 0,
+             f"checkpoint_every ({self.checkpoint_every}) must be a positive multiple of log_every ({self.log_every})")
+        need(self.checkpoint_minutes > 0, "checkpoint_minutes must be > 0")
+        need(self.precision in ("fp32", "bf16"), f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        need(self.data_source in ("auto", "real", "replica"), f"data_source must be auto, real or replica, got {self.data_source!r}")
+        size = self.dataset_size()
+        need(self.batch_size <= size, f"batch_size {self.batch_size} is larger than the dataset ({size} images)")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no GPU is available; use --device cpu")
+    return dev
+
+
+# --------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Runs β-VAE or FactorVAE training in a run folder, resumable at any checkpoint.
+
+    Args:
+        config: the run's TrainConfig (ignored fields aside, it must equal the folder's when resuming).
+        out_dir: the run folder.
+        resume: continue the run in ``out_dir`` from its last checkpoint.
+        data: a dataset to train on (default: dSprites as the config says).
+        progress: show a tqdm progress bar.
+    """
+
+    # fields that may change when a run is resumed (the rest define the run)
+    RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every"}
+
+    def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
+                 data: DSprites | None = None, progress: bool = True):
+        config.validate()
+        self.out = Path(out_dir)
+        cfg_path = self.out / "config.json"
+        if cfg_path.exists():
+            try:
+                saved = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"{cfg_path} is not a readable run config ({err})") from None
+            if not resume:
+                raise ConfigError(
+                    f"{self.out} already holds a run ({saved.model}, preset {saved.preset}, step checkpoints inside); "
+                    "pass --resume to continue it, or choose another --out"
+                )
+            diff = {k for k, v in config.to_dict().items() if saved.to_dict()[k] != v} - self.RESUMABLE_CHANGES
+            if diff:
+                raise ConfigError(
+                    f"--resume with settings that differ from the run in {self.out}: "
+                    + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in sorted(diff))
+                )
+            if config.checkpoint_every % config.log_every:
+                raise ConfigError("checkpoint_every must be a multiple of log_every")
+        elif resume:
+            raise ConfigError(f"nothing to resume in {self.out}: it has no config.json")
+
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=progress)
+        if config.batch_size > len(self.data):
+            raise ConfigError(f"batch_size {config.batch_size} is larger than the dataset ({len(self.data)} images)")
+        self.progress = progress
+
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            self.vae = VAE(config.z_dim, channels=self.data.num_channels).to(self.device)
+            self.disc = Discriminator(config.z_dim, hidden_layers=config.d_hidden_layers).to(self.device) if config.model == "factorvae" else None
+        if config.channels_last:
+            self.vae = self.vae.to(memory_format=torch.channels_last)
+        self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=config.lr_vae, betas=config.betas_vae)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d, betas=config.betas_d) if self.disc else None
+        self.sampler = BatchSampler(self.data, config.batch_size, self.device, seed=config.seed)
+        self.noise = torch.Generator(device=self.device)
+        self.noise.manual_seed(config.seed + 1_000_003)
+        self.step = 0
+        self.elapsed_s = 0.0  # training wall time over all sessions of this run
+        self.terms = term_names(config)
+        self._step_fn = self._factorvae_step if config.model == "factorvae" else self._betavae_step
+        if config.compile:
+            self._step_fn = torch.compile(self._step_fn)
+
+        if resume:
+            self.load_checkpoint()
+            _truncate_history(self.out / "history.jsonl", self.step)
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
+
+    # -- one iteration ------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _batch(self) -> torch.Tensor:
+        x = self.sampler.sample()
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
+    def _vae_terms(self, x):
+        with self._autocast():
+            logits, mu, logvar, z = self.vae(x, self.noise)
+        recon = reconstruction_loss(logits.float(), x)
+        kl_dims = kl_per_dimension(mu.float(), logvar.float()).mean(0)  # (d,) nats
+        return recon, kl_dims, z
+
+    def _betavae_step(self) -> torch.Tensor:
+        x = self._batch()
+        recon, kl_dims, _ = self._vae_terms(x)
+        kl = kl_dims.sum()
+        loss = recon + self.config.beta * kl
+        self.opt_vae.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_vae.step()
+        return torch.cat([torch.stack([recon, kl, loss]).detach(), kl_dims.detach()])
+
+    def _factorvae_step(self) -> torch.Tensor:
+        """Algorithm 2: a VAE update on batch B, then a discriminator update on B (joint) and B′ (permuted)."""
+        cfg = self.config
+        x1, x2 = self._batch(), self._batch()  # two independent minibatches
+
+        # VAE step on B: recon + β·KL + γ·TC, TC through D. D's weights need no gradient here,
+        # and the VAE optimiser holds encoder and decoder only, so D is left exactly as it was.
+        recon, kl_dims, z = self._vae_terms(x1)
+        kl = kl_dims.sum()
+        self.disc.requires_grad_(False)
+        with self._autocast():
+            tc = total_correlation_estimate(self.disc(z).float())
+        loss = recon + cfg.beta * kl + cfg.gamma * tc
+        self.opt_vae.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_vae.step()
+        self.disc.requires_grad_(True)
+
+        # Discriminator step: z from B (sampled before the VAE update, detached) as class 0, and
+        # permute_dims(z′) from B′ as class 1. Detaching keeps D's loss out of the encoder.
+        with torch.no_grad(), self._autocast():
+            mu2, logvar2 = self.vae.encoder(x2)
+            z_perm = permute_dims(VAE.reparameterise(mu2.float(), logvar2.float(), self.noise), self.noise)
+        with self._autocast():
+            logits = self.disc(torch.cat([z.detach(), z_perm])).float()  # one pass for both batches
+        b = len(z)
+        d_loss = discriminator_loss(logits[:b], logits[b:])
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        d_acc = discriminator_accuracy(logits[:b].detach(), logits[b:].detach())
+        return torch.cat([torch.stack([recon, kl, tc, loss, d_loss, d_acc]).detach(), kl_dims.detach()])
+
+    def train_step(self) -> torch.Tensor:
+        """One iteration; returns the logged terms as a tensor on the device (no host sync)."""
+        self.vae.train()
+        out = self._step_fn()
+        self.step += 1
+        return out
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> list[dict]:
+        """Train until ``config.iterations``; returns the history rows logged by this call."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        width = len(self.terms) + cfg.z_dim
+        window = torch.zeros(cfg.log_every, width, device=self.device)
+        rows: list[dict] = []
+        t0 = time.perf_counter()
+        t_window, last_save = t0, time.monotonic()
+        window_start, elapsed_before = self.step, self.elapsed_s
+        with tqdm(total=cfg.iterations, initial=self.step, disable=not self.progress, desc=f"{cfg.model} {cfg.preset}",
+                  unit="it", dynamic_ncols=True) as bar:
+            while self.step < cfg.iterations:
+                slot = self.step - window_start
+                window[slot] = self.train_step()
+                if self.step % cfg.log_every and self.step != cfg.iterations:
+                    continue
+                now = time.perf_counter()
+                self.elapsed_s = elapsed_before + now - t0
+                row = self._log_window(window[: self.step - window_start], window_start, now - t_window)
+                rows.append(row)
+                bar.update(self.step - window_start)
+                bar.set_postfix({k: f"{row[k]:.3g}" for k in self.terms if k != "loss"}, refresh=False)
+                window_start, t_window = self.step, now
+                due_by_time = time.monotonic() - last_save >= cfg.checkpoint_minutes * 60
+                if self.step % cfg.checkpoint_every == 0 or due_by_time or self.step == cfg.iterations:
+                    self.save_checkpoint()
+                    last_save = time.monotonic()
+        return rows
+
+    def _log_window(self, values: torch.Tensor, window_start: int, seconds: float) -> dict:
+        values = values.cpu()  # the one host sync of a window
+        finite = torch.isfinite(values)
+        if not finite.all():
+            i, j = map(int, (~finite).nonzero()[0])
+            names = self.terms + [f"kl_z{k}" for k in range(self.config.z_dim)]
+            ckpt = self.out / "checkpoint.pt"
+            kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written yet"
+            raise TrainingDiverged(
+                f"the {names[j]} term became {values[i, j].item()} at step {window_start + i + 1}; training stopped and "
+                f"{kept}. Try a lower learning rate or a smaller gamma/beta."
+            )
+        means = values.double().mean(0).tolist()
+        n = len(values)
+        row = {"step": self.step, **dict(zip(self.terms, means[: len(self.terms)])),
+               "kl_dims": means[len(self.terms):], "it_per_s": n / max(seconds, 1e-9), "elapsed_s": self.elapsed_s}
+        with open(self.out / "history.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "config": self.config.to_dict(),
+            "vae": self.vae.state_dict(),
+            "opt_vae": self.opt_vae.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "noise": self.noise.get_state(),
+        }
+        if self.disc is not None:
+            state["disc"] = self.disc.state_dict()
+            state["opt_d"] = self.opt_d.state_dict()
+        return state
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt atomically; the previous one becomes checkpoint-prev.pt only once the new is whole."""
+        path = self.out / "checkpoint.pt"
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.replace(path, self.out / "checkpoint-prev.pt")
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self) -> None:
+        state = load_checkpoint(self.out)
+        if state["config"]["model"] != self.config.model:
+            raise ConfigError(f"checkpoint in {self.out} is a {state['config']['model']} run")
+        self.vae.load_state_dict(state["vae"])
+        self.opt_vae.load_state_dict(state["opt_vae"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.noise.set_state(state["noise"])
+        self.step = int(state["step"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+
+
+def term_names(config: TrainConfig) -> list[str]:
+    if config.model == "factorvae":
+        return ["recon", "kl", "tc", "loss", "d_loss", "d_acc"]
+    return ["recon", "kl", "loss"]
+
+
+def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The newest whole checkpoint of a run: checkpoint.pt, else checkpoint-prev.pt.
+
+    Opened with ``weights_only=True``: a checkpoint holds tensors and plain values only.
+    """
+    run_dir = Path(run_dir)
+    errors = []
+    for name in ("checkpoint.pt", "checkpoint-prev.pt"):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+            if state.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"format {state.get('format')}, expected {CHECKPOINT_FORMAT}")
+            return state
+        except Exception as err:  # noqa: BLE001 -- a damaged file: fall back to the previous one
+            errors.append(f"{path}: {err}")
+    raise ConfigError(f"no loadable checkpoint in {run_dir}" + (f" ({'; '.join(errors)})" if errors else ""))
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of history.jsonl (a last line cut short by a kill is skipped)."""
+    path = Path(run_dir) / "history.jsonl"
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def _truncate_history(path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint we resume from; they will be logged again."""
+    if path.exists():
+        kept = [json.dumps(r) + "\n" for r in read_history(path.parent) if r["step"] <= step]
+        atomic_write_bytes(path, "".join(kept).encode())
+
+
+def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig]:
+    """The trained VAE of a run folder (in eval mode) and its config."""
+    state = load_checkpoint(run_dir, map_location=device)
+    config = TrainConfig.from_dict(state["config"])
+    vae = VAE(config.z_dim).to(device)
+    vae.load_state_dict(state["vae"])
+    return vae.eval(), config
