@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .data import DatasetError, DSprites, default_data_dir
+from .train import DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig, Trainer, TrainingDiverged, read_history
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -34,14 +35,46 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _train(config: TrainConfig, out: Path, resume: bool, progress: bool = True) -> list[Path]:
+    from .plots import write_run_figures
+
+    trainer = Trainer(config, out, resume=resume, progress=progress)
+    print(f"training {config.model} (preset {config.preset}, gamma {config.gamma}, beta {config.beta}) "
+          f"on {trainer.device} from step {trainer.step} to {config.iterations}; run folder {out}")
+    trainer.run()
+    return [out / "config.json", out / "history.jsonl", out / "checkpoint.pt",
+            *write_run_figures(out, trainer.vae, trainer.data, read_history(out))]
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out)
+    overrides = dict(gamma=args.gamma, beta=args.beta, seed=args.seed, iterations=args.iterations,
+                     batch_size=args.batch_size, data_source=args.source)
+    if args.resume and (out / "config.json").exists():
+        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        given = {k: v for k, v in overrides.items() if v is not None and not (k == "data_source" and v == "auto")}
+        given.update({k: v for k, v in (("model", args.model), ("preset", args.preset)) if v is not None})
+        config = TrainConfig.from_dict({**saved.to_dict(), **given, "device": args.device})
+    else:
+        config = TrainConfig.from_preset(args.preset, model=args.model or "factorvae", device=args.device, **overrides)
+    paths = _train(config, out, args.resume, progress=not args.no_progress)
+    print("\nresults:\n  " + "\n  ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_demo(args) -> int:
+    """Dataset summary and factor figure, then a FactorVAE run (cpu preset; paper on a GPU) with its figures."""
     from .plots import factor_samples, save_figure
 
     out = Path(args.out)
     data = _load(args)
     print(json.dumps(data.summary(), indent=1))
-    fig_path = save_figure(factor_samples(data), out / "dsprites_factors.png")
-    print(f"\nResults are in {out.resolve()}:\n  {fig_path}")
+    paths = [save_figure(factor_samples(data), out / "dsprites_factors.png")]
+    config = TrainConfig.from_preset(args.preset, model="factorvae", data_source=args.source)
+    run = out / "factorvae"
+    resume = (run / "config.json").exists()  # a second `make demo` reuses (or finishes) the first one's run
+    paths += _train(config, run, resume)
+    print(f"\nResults are in {out.resolve()}:\n  " + "\n  ".join(str(p) for p in paths))
     return 0
 
 
@@ -52,16 +85,35 @@ def main(argv=None) -> int:
     _add_data_args(p)
     p.add_argument("--figure", help="also write a figure of sample images per factor to this path")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("train", help="train FactorVAE or beta-VAE into a run folder (resumable)")
+    p.add_argument("--model", choices=MODELS, help="default: factorvae")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: paper on a GPU, cpu elsewhere")
+    p.add_argument("--gamma", type=float, help=f"TC weight (FactorVAE; default {DEFAULT_GAMMA})")
+    p.add_argument("--beta", type=float, help="KL weight (default 1 for factorvae, 4 for betavae)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--iterations", type=int, help="override the preset's iteration count")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--source", choices=("auto", "real", "replica"), help="dSprites source (default auto)")
+    p.add_argument("--out", required=True, help="the run folder, e.g. runs/fvae_g35_s0")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: paper on a GPU, cpu elsewhere")
     p.add_argument("--out", default="runs/demo", help="where results go (default: runs/demo)")
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except DatasetError as err:
+    except (DatasetError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

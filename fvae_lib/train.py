@@ -195,7 +195,7 @@ class Trainer:
                 raise ConfigError(f"{cfg_path} is not a readable run config ({err})") from None
             if not resume:
                 raise ConfigError(
-                    f"{self.out} already holds a run ({saved.model}, preset {saved.preset}, step checkpoints inside); "
+                    f"{self.out} already holds a {saved.model} run (preset {saved.preset}); "
                     "pass --resume to continue it, or choose another --out"
                 )
             diff = {k for k, v in config.to_dict().items() if saved.to_dict()[k] != v} - self.RESUMABLE_CHANGES

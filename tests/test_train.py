@@ -1,0 +1,266 @@
+"""The trainer: Algorithm 2's gradient flow, learning, exact resume, kills during saves, refusals."""
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator, gaussian_total_correlation
+from fvae_lib.train import (
+    ConfigError,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    load_checkpoint,
+    load_model,
+    read_history,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def smoke(**overrides):
+    return TrainConfig.from_preset("smoke", **overrides)
+
+
+@pytest.fixture
+def trainer(tmp_path, small_replica):
+    return Trainer(smoke(), tmp_path / "run", data=small_replica, progress=False)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- Algorithm 2's gradient flow
+
+
+def test_vae_step_leaves_the_discriminator_unchanged_and_d_step_reaches_no_vae_weight(trainer):
+    d_before = _snapshot(trainer.disc)
+    seen = {}
+
+    def after_vae_update(opt, args, kwargs):
+        seen["d_after_vae_step"] = _snapshot(trainer.disc)
+        seen["vae_grads"] = [p.grad.clone() for p in trainer.vae.parameters()]
+        seen["vae_params"] = _snapshot(trainer.vae)
+
+    handle = trainer.opt_vae.register_step_post_hook(after_vae_update)
+    trainer.train_step()
+    handle.remove()
+    # the VAE update did not move D by a single bit...
+    assert _same(d_before, seen["d_after_vae_step"])
+    # ...the D update that followed did move it...
+    assert not _same(d_before, _snapshot(trainer.disc))
+    # ...and D's loss put exactly zero gradient on the encoder and decoder: their .grad is what the
+    # VAE loss left, and their weights are what the VAE update made them
+    assert all(torch.equal(g, p.grad) for g, p in zip(seen["vae_grads"], trainer.vae.parameters()))
+    assert _same(seen["vae_params"], _snapshot(trainer.vae))
+
+
+def test_vae_optimiser_holds_encoder_and_decoder_only(trainer):
+    vae_ids = {id(p) for g in trainer.opt_vae.param_groups for p in g["params"]}
+    d_ids = {id(p) for g in trainer.opt_d.param_groups for p in g["params"]}
+    assert vae_ids == {id(p) for p in trainer.vae.parameters()}
+    assert d_ids == {id(p) for p in trainer.disc.parameters()} and not vae_ids & d_ids
+    assert trainer.opt_vae.param_groups[0]["betas"] == (0.9, 0.999) and trainer.opt_d.param_groups[0]["betas"] == (0.5, 0.9)
+    assert trainer.opt_vae.param_groups[0]["lr"] == trainer.opt_d.param_groups[0]["lr"] == 1e-4
+
+
+def test_the_tc_term_trains_the_encoder_through_d(trainer):
+    """γ·TC reaches the encoder: with γ = 0 the VAE gradients differ."""
+    grads = {}
+    for gamma in (0.0, 50.0):
+        trainer.config.gamma = gamma
+        state, noise = trainer.sampler.state_dict(), trainer.noise.get_state()
+        hook = trainer.opt_vae.register_step_post_hook(
+            lambda o, a, k, gamma=gamma: grads.__setitem__(gamma, [p.grad.clone() for p in trainer.vae.encoder.parameters()]))
+        vae = _snapshot(trainer.vae)
+        trainer.train_step()
+        hook.remove()
+        trainer.vae.load_state_dict(vae)
+        trainer.sampler.load_state_dict(state), trainer.noise.set_state(noise)
+    assert any(not torch.equal(a, b) for a, b in zip(grads[0.0], grads[50.0]))
+
+
+# ---------------------------------------------------------------- the density-ratio trick on Gaussians
+
+
+@pytest.mark.parametrize("rho, tol", [(0.8, 0.1), (0.0, 0.05)])
+def test_discriminator_estimates_gaussian_total_correlation(rho, tol):
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    chol = torch.tensor(np.linalg.cholesky(cov), dtype=torch.float32)
+
+    def sample(n, g):
+        return torch.randn(n, 2, generator=g) @ chol.T
+
+    disc, _ = fit_tc_discriminator(sample, 2, steps=1000, seed=0)
+    estimate = estimate_tc(disc, sample(20000, torch.Generator().manual_seed(9)))
+    truth = gaussian_total_correlation(cov)  # -½ log det R: 0.511 nats at rho = 0.8
+    assert abs(estimate - truth) < tol, (estimate, truth)
+
+
+# ---------------------------------------------------------------- learning
+
+
+@pytest.mark.parametrize("model", ["factorvae", "betavae"])
+def test_a_short_run_lowers_the_loss(tmp_path, small_replica, model):
+    cfg = TrainConfig.from_preset("smoke", model=model)
+    rows = Trainer(cfg, tmp_path / model, data=small_replica, progress=False).run()
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]
+    assert rows[-1]["recon"] < rows[0]["recon"] - 50
+    assert len(rows[0]["kl_dims"]) == cfg.z_dim and all(math.isfinite(r["loss"]) for r in rows)
+    assert read_history(tmp_path / model) == rows
+    if model == "factorvae":
+        assert 0 <= rows[-1]["d_acc"] <= 1 and abs(rows[-1]["d_loss"] - math.log(2)) < 0.2
+
+
+def test_checkpoint_opens_with_weights_only_and_loads_the_model(tmp_path, small_replica):
+    Trainer(smoke(iterations=20), tmp_path / "r", data=small_replica, progress=False).run()
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 20 and {"vae", "disc", "opt_vae", "opt_d", "sampler", "noise", "config"} <= set(state)
+    vae, config = load_model(tmp_path / "r")
+    assert config.model == "factorvae" and not vae.training
+
+
+# ---------------------------------------------------------------- resume, bit for bit
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, small_replica):
+    full = Trainer(smoke(), tmp_path / "full", data=small_replica, progress=False)
+    full.run()
+    first = Trainer(smoke(iterations=20), tmp_path / "split", data=small_replica, progress=False)
+    first.run()
+    del first  # as if the process had ended
+    second = Trainer(smoke(), tmp_path / "split", resume=True, data=small_replica, progress=False)
+    assert second.step == 20
+    second.run()
+    a, b = full.state_dict(), second.state_dict()
+    for key in ("vae", "disc"):
+        assert _same(a[key], b[key]), key
+    for key in ("opt_vae", "opt_d"):
+        for pa, pb in zip(a[key]["state"].values(), b[key]["state"].values()):
+            assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("it_per_s", "elapsed_s")} for r in rows]
+    assert strip(read_history(tmp_path / "full")) == strip(read_history(tmp_path / "split"))
+
+
+def test_resume_drops_history_logged_after_the_checkpoint(tmp_path, small_replica):
+    run = tmp_path / "r"
+    Trainer(smoke(iterations=20), run, data=small_replica, progress=False).run()
+    with open(run / "history.jsonl", "a") as f:  # rows a killed process logged after its last save
+        f.write(json.dumps({"step": 30, "recon": 1.0}) + "\n" + '{"step": 40, "rec')
+    t = Trainer(smoke(iterations=20), run, resume=True, data=small_replica, progress=False)
+    assert [r["step"] for r in read_history(run)] == [10, 20] and t.step == 20
+
+
+KILL_SCRIPT = """
+import sys
+from fvae_lib.train import TrainConfig, Trainer
+cfg = TrainConfig.from_preset("smoke", iterations=int(sys.argv[2]), log_every=1, checkpoint_every=1)
+Trainer(cfg, sys.argv[1], resume=len(sys.argv) > 3, progress=False).run()
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.4])
+def test_kill_during_checkpointing_leaves_a_run_that_resumes_exactly(tmp_path, small_replica, delay):
+    """Saving every step, most of the time is spent inside a save: a SIGKILL lands there."""
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run), "25"], cwd=REPO)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoint.pt").exists():
+        time.sleep(0.01)
+    time.sleep(delay)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(run)  # loads: the newest whole checkpoint
+    assert 1 <= state["step"] < 25
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(run), "25", "resume"], cwd=REPO, check=True)
+    reference = Trainer(smoke(iterations=25, log_every=1, checkpoint_every=1), tmp_path / "ref", data=small_replica, progress=False)
+    reference.run()
+    resumed = load_checkpoint(run)
+    assert resumed["step"] == 25
+    assert _same(reference.state_dict()["vae"], resumed["vae"]) and _same(reference.state_dict()["disc"], resumed["disc"])
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, small_replica):
+    run = tmp_path / "r"
+    Trainer(smoke(), run, data=small_replica, progress=False).run()  # saves at 20 and 40
+    (run / "checkpoint.pt").write_bytes(b"half a file")
+    assert load_checkpoint(run)["step"] == 20
+
+
+# ---------------------------------------------------------------- NaN stops the run
+
+
+def test_nan_stops_the_run_naming_step_and_term_and_keeps_the_last_good_checkpoint(tmp_path, small_replica):
+    t = Trainer(smoke(iterations=30, checkpoint_every=10), tmp_path / "r", data=small_replica, progress=False)
+    t.vae.decoder.register_forward_hook(lambda m, i, out: out * float("nan") if t.step == 14 else out)
+    with pytest.raises(TrainingDiverged, match=r"recon term became nan at step 15.*checkpoint"):
+        t.run()
+    state = load_checkpoint(tmp_path / "r")
+    assert state["step"] == 10 and all(torch.isfinite(v).all() for v in state["vae"].values())
+
+
+# ---------------------------------------------------------------- refusals, before any work
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(gamma=-1.0), "gamma must be"),
+        (dict(gamma=float("nan")), "gamma must be"),
+        (dict(beta=-0.5), "beta must be"),
+        (dict(batch_size=20000), "larger than the dataset"),
+        (dict(checkpoint_every=15), "multiple of log_every"),
+        (dict(precision="fp8"), "precision"),
+    ],
+)
+def test_bad_configs_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        smoke(**overrides)
+
+
+def test_unknown_preset_and_model_are_refused():
+    with pytest.raises(ConfigError, match="unknown preset"):
+        TrainConfig.from_preset("huge")
+    with pytest.raises(ConfigError, match="unknown model"):
+        TrainConfig.from_preset("smoke", model="vqvae")
+
+
+def test_an_out_folder_holding_another_run_is_refused_without_resume(tmp_path, small_replica):
+    run = tmp_path / "r"
+    Trainer(smoke(iterations=10), run, data=small_replica, progress=False).run()
+    before = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a factorvae run.*--resume"):
+        Trainer(smoke(gamma=10.0), run, data=small_replica, progress=False)
+    with pytest.raises(ConfigError, match="differ.*gamma"):
+        Trainer(smoke(gamma=10.0), run, resume=True, data=small_replica, progress=False)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Trainer(smoke(), tmp_path / "empty", resume=True, data=small_replica, progress=False)
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
+def test_cli_refuses_bad_configs_with_a_message(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fvae_lib", "train", "--preset", "smoke", "--gamma", "-3",
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "gamma must be" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_preset_follows_the_device():
+    cfg = TrainConfig.from_preset(None, device="cpu")
+    assert cfg.preset == "cpu" and cfg.batch_size == 64
+    paper = TrainConfig.from_preset("paper", device="cpu")
+    assert (paper.batch_size, paper.iterations, paper.gamma, paper.z_dim) == (64, 300_000, 35.0, 10)
+    assert TrainConfig.from_preset("paper", model="betavae", device="cpu").beta == 4.0
