@@ -689,3 +689,40 @@ class BatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+# --------------------------------------------------------------------------------------------------
+# A toy ground-truth dataset whose observations are its factors
+# --------------------------------------------------------------------------------------------------
+
+
+class FactorObservations:
+    """Observations that *are* the factors: float32 (n, K), factor k's class scaled to [0, 1].
+
+    The ideal representation of it is the identity, so it calibrates metrics (an identity code should
+    score near 1, a random one near chance) and lets notebooks show a metric without training a model.
+    """
+
+    def __init__(self, factor_sizes: Sequence[int] = (3, 6, 10, 8, 8), factor_names: Sequence[str] | None = None):
+        if any(int(s) < 1 for s in factor_sizes):
+            raise ValueError(f"factor sizes must be >= 1, got {tuple(factor_sizes)}")
+        self.factor_sizes = tuple(int(s) for s in factor_sizes)
+        self.factor_names = tuple(factor_names) if factor_names else tuple(f"v{k}" for k in range(len(self.factor_sizes)))
+        self.factor_values = [np.linspace(0.0, 1.0, s) for s in self.factor_sizes]
+
+    def __len__(self) -> int:
+        return math.prod(self.factor_sizes)
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return np.stack([rng.integers(0, s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64)
+
+    def sample_observations(self, factors: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        factors = np.asarray(factors)
+        scaled = [self.factor_values[k][factors[:, k]] for k in range(len(self.factor_sizes))]
+        return torch.from_numpy(np.stack(scaled, axis=1).astype(np.float32))
+
+    def index_of(self, factors: np.ndarray) -> np.ndarray:
+        return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes).astype(np.int64)
+
+    def factors_of(self, indices: np.ndarray) -> np.ndarray:
+        return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1).astype(np.int64)

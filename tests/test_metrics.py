@@ -1,0 +1,136 @@
+"""Metrics calibrated on representations whose quality we know."""
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import mutual_info_score
+
+from fvae_lib.data import FactorObservations
+from fvae_lib.metrics import (
+    beta_vae_score,
+    dci,
+    dci_from_importance,
+    discrete_entropy,
+    discrete_mutual_info,
+    encoder_representation,
+    factor_vae_score,
+    histogram_discretize,
+    mig,
+)
+
+DATA = FactorObservations((3, 6, 10, 8, 8))
+K = 5
+
+
+def identity(x):
+    return x.numpy()
+
+
+def independent(x):
+    # codes that ignore the observation entirely (but differ per call): chance level
+    return np.random.default_rng(len(x) + int(x.sum() * 1000) % 9973).normal(size=(len(x), K))
+
+
+def rotated(x, a=np.pi / 4):
+    z = x.numpy().copy()
+    z[:, 3], z[:, 4] = np.cos(a) * x[:, 3] - np.sin(a) * x[:, 4], np.sin(a) * x[:, 3] + np.cos(a) * x[:, 4]
+    return z
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+FAST = dict(num_train=2000, num_eval=1000, num_variance_estimate=5000)
+
+
+def test_factor_vae_score_identity_near_one_and_independent_near_chance():
+    good = factor_vae_score(DATA, identity, rng(), **FAST)
+    assert good["eval_accuracy"] >= 0.95 and good["train_accuracy"] >= 0.95 and good["num_active_dims"] == K
+    bad = factor_vae_score(DATA, independent, rng(), **FAST)
+    assert bad["eval_accuracy"] < 0.35  # chance is 1/5 (the classifier may overfit a little)
+
+
+def test_beta_vae_score_identity_near_one_and_independent_near_chance():
+    assert beta_vae_score(DATA, identity, rng(), num_train=1000, num_eval=500)["eval_accuracy"] >= 0.95
+    assert beta_vae_score(DATA, independent, rng(), num_train=1000, num_eval=500)["eval_accuracy"] < 0.35
+
+
+def test_mig_high_for_identity_near_zero_for_independent():
+    assert mig(DATA, identity, rng(), num_train=5000)["mig"] > 0.9
+    assert mig(DATA, independent, rng(), num_train=5000)["mig"] < 0.05
+
+
+def test_dci_high_for_identity_low_for_independent():
+    good = dci(DATA, identity, rng(), num_train=1000, num_test=500, n_jobs=1)
+    assert good["disentanglement"] > 0.9 and good["completeness"] > 0.9 and good["informativeness_test"] > 0.9
+    bad = dci(DATA, independent, rng(), num_train=1000, num_test=500, n_jobs=1)
+    assert bad["disentanglement"] < 0.3 and bad["informativeness_test"] < 0.5
+
+
+def test_mixing_two_factors_lowers_mig_and_the_factor_vae_metric():
+    assert mig(DATA, rotated, rng(), num_train=5000)["mig"] < mig(DATA, identity, rng(), num_train=5000)["mig"] - 0.2
+    mixed = factor_vae_score(DATA, rotated, rng(), **FAST)["eval_accuracy"]
+    assert mixed < factor_vae_score(DATA, identity, rng(), **FAST)["eval_accuracy"] - 0.1
+
+
+def test_factor_vae_score_is_invariant_to_rescaling_and_reordering_dimensions():
+    perm, scale = np.array([3, 0, 4, 1, 2]), np.array([10.0, 0.2, 3.0, 7.0, 0.5])
+    noisy = lambda x: identity(x) + 0.05 * np.random.default_rng(int(x.sum() * 100) % 997).normal(size=(len(x), K))
+    base = factor_vae_score(DATA, noisy, rng(3), **FAST)
+    moved = factor_vae_score(DATA, lambda x: (noisy(x) * scale)[:, perm], rng(3), **FAST)
+    assert base["eval_accuracy"] == moved["eval_accuracy"] and base["train_accuracy"] == moved["train_accuracy"]
+
+
+def test_a_collapsed_dimension_is_pruned():
+    def with_dead(x):
+        # two collapsed units: constant but for a rare tiny blip, so most batches see zero variance in them
+        g = np.random.default_rng(int(x.sum() * 1000) % 9973)
+        blips = 1e-4 * (g.random((len(x), 2)) < 0.01)
+        noisy = identity(x) + 0.05 * g.normal(size=(len(x), K))
+        return np.concatenate([noisy, 0.3 + blips], 1)
+
+    out = factor_vae_score(DATA, with_dead, rng(), **FAST)
+    assert out["num_active_dims"] == K and out["eval_accuracy"] >= 0.9
+    # without pruning, the collapsed units win the argmin of most votes whatever factor was fixed
+    unpruned = factor_vae_score(DATA, with_dead, rng(), prune_threshold=0.0, **FAST)
+    assert unpruned["num_active_dims"] == K + 2 and unpruned["eval_accuracy"] < 0.7
+    assert factor_vae_score(DATA, lambda x: np.zeros((len(x), 3)), rng(), **FAST)["num_active_dims"] == 0
+
+
+def test_the_same_seed_gives_the_same_scores():
+    for metric, kw in ((factor_vae_score, FAST), (mig, dict(num_train=2000)), (beta_vae_score, dict(num_train=300, num_eval=200))):
+        assert metric(DATA, independent, rng(5), **kw) == metric(DATA, independent, rng(5), **kw)
+    assert factor_vae_score(DATA, independent, rng(5), **FAST) != factor_vae_score(DATA, independent, rng(6), **FAST)
+
+
+def test_discrete_mutual_info_and_entropy_match_scikit_learn():
+    g = rng(1)
+    a = g.integers(0, 7, size=(3000, 3))
+    b = np.stack([a[:, 0] // 2, g.integers(0, 4, 3000)], 1)
+    ours = discrete_mutual_info(a, b)
+    for i in range(3):
+        for k in range(2):
+            assert ours[i, k] == pytest.approx(mutual_info_score(a[:, i], b[:, k]), abs=1e-12)
+    assert discrete_entropy(b)[0] == pytest.approx(mutual_info_score(b[:, 0], b[:, 0]))
+    codes = histogram_discretize(g.normal(size=(1000, 2)), 20)
+    assert codes.min() >= 1 and codes.max() <= 20
+
+
+def test_dci_from_importance_extremes():
+    assert dci_from_importance(np.eye(4)) == pytest.approx((1.0, 1.0))
+    d, c = dci_from_importance(np.ones((4, 4)))
+    assert d == pytest.approx(0.0, abs=1e-6) and c == pytest.approx(0.0, abs=1e-6)
+    d, c = dci_from_importance(np.array([[1.0, 1.0], [0.0, 0.0]]))  # one code predicts both factors
+    assert d == pytest.approx(0.0, abs=1e-6) and c == pytest.approx(1.0, abs=1e-6)
+
+
+def test_encoder_representation_is_the_batched_mean_and_keeps_train_mode():
+    from fvae_lib.models import VAE
+
+    vae = VAE(4).train()
+    x = torch.rand(10, 1, 64, 64)
+    rep = encoder_representation(vae, batch_size=3)(x)
+    with torch.no_grad():
+        mu, _ = vae.encoder(x)
+    np.testing.assert_allclose(rep, mu.numpy(), rtol=1e-5, atol=1e-6)
+    assert vae.training and rep.shape == (10, 4)
