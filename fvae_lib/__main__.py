@@ -62,6 +62,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    run = Path(args.run)
+    if not (run / "config.json").exists():
+        raise ConfigError(f"{run} is not a run folder (no config.json); train one with `python -m fvae_lib train`")
+    result = evaluate_run(run, settings=args.settings, seed=args.seed, device=args.device)
+    print(json.dumps(result["metrics"], indent=1))
+    print(f"\nwrote {run / 'metrics.json'} and figures: {', '.join(result.get('figures', []))}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Dataset summary and factor figure, then a FactorVAE run (cpu preset; paper on a GPU) with its figures."""
     from .plots import factor_samples, save_figure
@@ -99,6 +111,14 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics, KL decomposition and figures of a run, into its folder")
+    p.add_argument("run", help="the run folder")
+    p.add_argument("--settings", choices=("full", "quick"), default="full",
+                   help="full: disentanglement_lib's sample counts; quick: small counts for smoke runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)

@@ -210,3 +210,90 @@ def write_run_figures(run_dir, vae, data, history) -> list:
         save_figure(traversals(vae, data), run_dir / "traversals.png"),
         save_figure(training_curves(history), run_dir / "training_curves.png"),
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Which latent took which factor
+# --------------------------------------------------------------------------------------------------
+
+
+def mean_code_by_factor(codes: np.ndarray, factors: np.ndarray, factor_sizes) -> list[np.ndarray]:
+    """For every factor k: (size_k, d) mean code over the points whose factor k has each value."""
+    out = []
+    for k, size in enumerate(factor_sizes):
+        counts = np.bincount(factors[:, k], minlength=size)[:, None]
+        sums = np.zeros((size, codes.shape[1]))
+        np.add.at(sums, factors[:, k], codes)
+        out.append(sums / np.maximum(counts, 1))
+    return out
+
+
+def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, max_latents: int = 10):
+    """Mean code of each latent (rows) against each factor's value (columns).
+
+    A disentangled latent moves with exactly one factor and stays flat against the others. Rows are
+    ordered by ``kl`` (if given, collapsed latents dropped) or by the codes' variance.
+    """
+    score = np.asarray(kl) if kl is not None else codes.var(0)
+    order = [j for j in np.argsort(-score) if kl is None or score[j] >= COLLAPSED_KL][:max_latents]
+    if not order:
+        order = list(np.argsort(-score)[:1])
+    means = mean_code_by_factor(codes, factors, data.factor_sizes)
+    fig = _figure(figsize=(2.1 * len(data.factor_sizes), 1.3 * len(order) + 0.6))
+    axes = fig.subplots(len(order), len(data.factor_sizes), squeeze=False, sharey="row")
+    for r, j in enumerate(order):
+        for k, name in enumerate(data.factor_names):
+            ax = axes[r, k]
+            ax.plot(data.factor_values[k], means[k][:, j], marker="." if data.factor_sizes[k] < 8 else None)
+            ax.tick_params(labelsize=6)
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+        axes[r, 0].set_ylabel(f"z{j}", fontsize=9)
+    fig.suptitle("mean code against each factor (a disentangled latent moves with one factor only)", fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# The interactive explorer (core ipywidgets), built on the same decoding as the static traversals
+# --------------------------------------------------------------------------------------------------
+
+
+def decode_code(vae, code) -> np.ndarray:
+    """The decoder's Bernoulli mean image (H, W) for one latent code (d,)."""
+    import torch
+
+    with torch.no_grad():
+        z = torch.as_tensor(np.asarray(code, dtype=np.float32))[None].to(_device_of(vae))
+        return torch.sigmoid(vae.decoder(z)).float().cpu().numpy()[0, 0]
+
+
+def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: float = 3.0):
+    """A slider per latent and the decoded image, updating as the sliders move.
+
+    Starts at the mean code of one dataset image. Needs a live kernel; :func:`traversals` is the static
+    figure of the same decoding, for a notebook read without one.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    rng = rng or np.random.default_rng(0)
+    x = data.sample_observations(data.sample_factors(256, rng))
+    mu, kl = encode_stats(vae, x)
+    start = mu[0].numpy()
+    sliders = [widgets.FloatSlider(value=float(v), min=-limit, max=limit, step=0.05,
+                                   description=f"z{j} ({kl[j]:.1f})", continuous_update=True,
+                                   style={"description_width": "70px"}) for j, v in enumerate(start)]
+    out = widgets.Output()
+
+    def redraw(_=None):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(2.6, 2.6))
+            ax.imshow(decode_code(vae, [s.value for s in sliders]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            plt.show()
+
+    for s in sliders:
+        s.observe(redraw, names="value")
+    redraw()
+    return widgets.HBox([widgets.VBox(sliders), out])

@@ -53,11 +53,11 @@ SMOKE_GRID = {"orientation": 4, "posX": 4, "posY": 4}  # 3 x 6 x 10 x 8 x 8 = 11
 
 PRESETS: dict[str, dict] = {
     # The paper: batch 64, 3e5 iterations (each one VAE update and one discriminator update), full grid.
-    "paper": dict(batch_size=64, iterations=300_000, log_every=200, checkpoint_every=10_000),
+    "paper": dict(batch_size=64, iterations=300_000, log_every=200, checkpoint_every=10_000, snapshot_every=25_000),
     # A few minutes on a 2-core CPU: enough for shapes and positions to appear in reconstructions.
-    "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500),
+    "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500, snapshot_every=500),
     # Seconds on a CPU, for tests and notebooks under test: a reduced grid and a few dozen steps.
-    "smoke": dict(batch_size=32, iterations=40, log_every=10, checkpoint_every=20, data_steps=SMOKE_GRID),
+    "smoke": dict(batch_size=32, iterations=40, log_every=10, checkpoint_every=20, snapshot_every=20, data_steps=SMOKE_GRID),
 }
 
 MODELS = ("factorvae", "betavae")
@@ -90,6 +90,7 @@ class TrainConfig:
     log_every: int = 200
     checkpoint_every: int = 10_000
     checkpoint_minutes: float = 10.0
+    snapshot_every: int = 0  # also keep the VAE's weights every N steps in snapshots/ (0: never)
     data_source: str = "auto"
     data_steps: dict | None = None
     device: str = "auto"
@@ -149,6 +150,7 @@ class TrainConfig:
         need(self.checkpoint_every >= 1 and self.checkpoint_every % self.log_every == 0,
              f"checkpoint_every ({self.checkpoint_every}) must be a positive multiple of log_every ({self.log_every})")
         need(self.checkpoint_minutes > 0, "checkpoint_minutes must be > 0")
+        need(self.snapshot_every >= 0, f"snapshot_every must be >= 0, got {self.snapshot_every}")
         need(self.precision in ("fp32", "bf16"), f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         need(self.data_source in ("auto", "real", "replica"), f"data_source must be auto, real or replica, got {self.data_source!r}")
         size = self.dataset_size()
@@ -181,7 +183,7 @@ class Trainer:
     """
 
     # fields that may change when a run is resumed (the rest define the run)
-    RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every"}
+    RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every", "snapshot_every"}
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
                  data: DSprites | None = None, progress: bool = True):
@@ -234,9 +236,11 @@ class Trainer:
         if config.compile:
             self._step_fn = torch.compile(self._step_fn)
 
-        if resume:
+        if resume and has_checkpoint(self.out):
             self.load_checkpoint()
             _truncate_history(self.out / "history.jsonl", self.step)
+        elif resume:  # the run was stopped before its first save: start it again from step 0
+            _truncate_history(self.out / "history.jsonl", 0)
         else:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
@@ -327,6 +331,8 @@ class Trainer:
             while self.step < cfg.iterations:
                 slot = self.step - window_start
                 window[slot] = self.train_step()
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                    self.save_snapshot()
                 if self.step % cfg.log_every and self.step != cfg.iterations:
                     continue
                 now = time.perf_counter()
@@ -395,6 +401,15 @@ class Trainer:
         os.replace(tmp, path)
         return path
 
+    def save_snapshot(self) -> Path:
+        """The VAE's weights at this step, in snapshots/step_NNNNNNN.pt (for metrics over training)."""
+        path = self.out / "snapshots" / f"step_{self.step:07d}.pt"
+        path.parent.mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        torch.save({"step": self.step, "vae": self.vae.state_dict()}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
     def load_checkpoint(self) -> None:
         state = load_checkpoint(self.out)
         if state["config"]["model"] != self.config.model:
@@ -408,6 +423,10 @@ class Trainer:
         self.noise.set_state(state["noise"])
         self.step = int(state["step"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+
+
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    return any((Path(run_dir) / name).exists() for name in ("checkpoint.pt", "checkpoint-prev.pt"))
 
 
 def term_names(config: TrainConfig) -> list[str]:
@@ -455,6 +474,19 @@ def _truncate_history(path: Path, step: int) -> None:
     if path.exists():
         kept = [json.dumps(r) + "\n" for r in read_history(path.parent) if r["step"] <= step]
         atomic_write_bytes(path, "".join(kept).encode())
+
+
+def load_snapshots(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> list[tuple[int, VAE]]:
+    """(step, VAE in eval mode) for every snapshot of a run, in step order."""
+    run_dir = Path(run_dir)
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    out = []
+    for path in sorted((run_dir / "snapshots").glob("step_*.pt")):
+        state = torch.load(path, map_location=device, weights_only=True)
+        vae = VAE(config.z_dim).to(device)
+        vae.load_state_dict(state["vae"])
+        out.append((int(state["step"]), vae.eval()))
+    return out
 
 
 def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VAE, TrainConfig]:

@@ -1,0 +1,71 @@
+"""Evaluate a run folder: the metrics, the KL decomposition and the figures, into the folder itself."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import DSprites, atomic_write_bytes
+from .decomposition import kl_decomposition
+from .metrics import beta_vae_score, dci, encoder_representation, factor_vae_score, mig, sample_codes
+from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
+from .train import load_model, read_history
+
+# disentanglement_lib's defaults, and a quick setting for smoke runs and notebooks under test
+METRIC_SETTINGS = {
+    "full": {
+        "factor_vae": dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000),
+        "beta_vae": dict(batch_size=64, num_train=10000, num_eval=5000),
+        "mig": dict(num_train=10000),
+        "dci": dict(num_train=10000, num_test=5000),
+        "decomposition": dict(num_points=2000, num_samples=2000),
+    },
+    "quick": {
+        "factor_vae": dict(batch_size=64, num_train=300, num_eval=200, num_variance_estimate=2000),
+        "beta_vae": dict(batch_size=64, num_train=300, num_eval=200),
+        "mig": dict(num_train=2000),
+        "dci": dict(num_train=500, num_test=300),
+        "decomposition": dict(num_points=500, num_samples=500),
+    },
+}
+
+
+def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
+                 data=None, device: str = "cpu", figures: bool = True) -> dict:
+    """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
+
+    Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
+    """
+    run_dir = Path(run_dir)
+    if settings not in METRIC_SETTINGS:
+        raise ValueError(f"settings must be one of {sorted(METRIC_SETTINGS)}, got {settings!r}")
+    vae, config = load_model(run_dir, device)
+    data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=False)
+    represent = encoder_representation(vae)
+    chosen = METRIC_SETTINGS[settings]
+    functions = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mig, "dci": dci}
+    result = {"run": str(run_dir), "settings": settings, "seed": seed, "metrics": {}}
+    for i, name in enumerate(metrics):
+        t0 = time.perf_counter()
+        scores = functions[name](data, represent, np.random.default_rng([seed, i]), **chosen[name])
+        result["metrics"][name] = {**scores, "seconds": round(time.perf_counter() - t0, 2)}
+    result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), **chosen["decomposition"])
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(result, indent=1).encode())
+    if figures:
+        codes, factors = sample_codes(data, represent, 5000, np.random.default_rng([seed, 7]))
+        write_run_figures(run_dir, vae, data, read_history(run_dir))
+        save_figure(latents_vs_factors(codes, factors, data), run_dir / "latents_vs_factors.png")
+        avg_kl = _avg_kl_per_dim(vae, data, seed)
+        save_figure(kl_bars(avg_kl), run_dir / "kl_per_latent.png")
+        result["figures"] = sorted(p.name for p in run_dir.glob("*.png"))
+    return result
+
+
+def _avg_kl_per_dim(vae, data, seed: int) -> np.ndarray:
+    from .plots import encode_stats
+
+    x = data.sample_observations(data.sample_factors(1000, np.random.default_rng([seed, 8])))
+    return encode_stats(vae, x)[1].numpy()

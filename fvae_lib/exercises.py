@@ -1,0 +1,222 @@
+"""Checkers for the notebooks' exercises: call one with your function and get immediate feedback.
+
+Each checker runs your function on cases with known answers, prints what passed or what went wrong
+(and a hint), and returns True or False. A function that still raises NotImplementedError is
+reported as "not done yet" rather than as an error, so an exercise notebook runs top to bottom.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import objectives
+from .decomposition import gaussian_total_correlation, log_normal_per_dim
+
+
+def _run(name: str, check: Callable[[], str | None]) -> bool:
+    try:
+        problem = check()
+    except NotImplementedError:
+        print(f"… {name}: not done yet (the function still raises NotImplementedError)")
+        return False
+    except Exception as err:  # noqa: BLE001 -- a learner's bug: report it, don't crash the notebook
+        print(f"✗ {name}: your function raised {type(err).__name__}: {err}")
+        return False
+    if problem:
+        print(f"✗ {name}: {problem}")
+        return False
+    print(f"✓ {name}: correct")
+    return True
+
+
+def _close(a, b, tol=1e-4) -> bool:
+    return torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), atol=tol, rtol=tol)
+
+
+# -- 00 The data -----------------------------------------------------------------------------------
+
+
+def check_index_of(fn: Callable) -> bool:
+    """fn(factors (n, K), factor_sizes) -> row-major indices (n,), the last factor fastest."""
+
+    def check():
+        sizes = (3, 6, 40, 32, 32)
+        factors = np.array([[0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [2, 5, 39, 31, 31], [1, 2, 3, 4, 5]])
+        got = np.asarray(fn(factors, sizes)).ravel()
+        ref = np.ravel_multi_index(tuple(factors.T), sizes)
+        if np.array_equal(got, np.ravel_multi_index(tuple(factors.T), sizes, order="F")):
+            return "that is column-major (the first factor fastest); dSprites puts posY, the last factor, fastest"
+        if not np.array_equal(got, ref):
+            return f"expected {ref.tolist()}, got {got.tolist()}. Hint: index = Σ_k factor_k · Π_(j>k) size_j"
+        return None
+
+    return _run("index_of", check)
+
+
+# -- 01 VAE and β-VAE ----------------------------------------------------------------------------
+
+
+def check_kl_divergence(fn: Callable) -> bool:
+    """fn(mu, logvar) -> KL(q(z|x) ‖ N(0, I)) summed over dimensions, averaged over the batch (a scalar)."""
+
+    def check():
+        g = torch.Generator().manual_seed(0)
+        mu, logvar = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+        got = fn(mu, logvar)
+        if torch.as_tensor(got).numel() != 1:
+            return f"expected one number (sum over dimensions, mean over the batch), got shape {tuple(torch.as_tensor(got).shape)}"
+        if _close(got, objectives.kl_per_dimension(mu, logvar).sum(1).sum()):
+            return "you summed over the batch: average over it instead (nats per image)"
+        if not _close(got, objectives.kl_divergence(mu, logvar)):
+            return "wrong value. Hint: KL_j = ½ (mu_j² + exp(logvar_j) − logvar_j − 1); it is 0 when mu = 0, logvar = 0"
+        return None
+
+    return _run("KL divergence", check)
+
+
+def check_reparameterise(fn: Callable) -> bool:
+    """fn(mu, logvar, eps) -> z, with eps ~ N(0, I) given."""
+
+    def check():
+        mu, logvar, eps = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.0, math.log(4.0)]]), torch.tensor([[0.5, 0.5]])
+        got = fn(mu, logvar, eps)
+        if _close(got, mu + logvar.exp() * eps):
+            return "you scaled eps by the variance; scale it by the standard deviation exp(logvar / 2)"
+        if not _close(got, mu + torch.exp(0.5 * logvar) * eps):
+            return "z should be mu + exp(logvar / 2) * eps"
+        return None
+
+    return _run("reparameterisation", check)
+
+
+# -- 02 The KL decomposition ----------------------------------------------------------------------
+
+
+def check_log_aggregate_posterior(fn: Callable) -> bool:
+    """fn(z (S, d), mu (N, d), logvar (N, d)) -> log q(z) (S,), with q(z) = (1/N) Σ_n N(z; mu_n, diag exp(logvar_n))."""
+
+    def check():
+        g = torch.Generator().manual_seed(1)
+        z, mu, logvar = torch.randn(6, 3, generator=g), torch.randn(20, 3, generator=g), torch.randn(20, 3, generator=g) * 0.3
+        ref = torch.logsumexp(log_normal_per_dim(z, mu, logvar).sum(-1), dim=1) - math.log(20)
+        got = torch.as_tensor(fn(z, mu, logvar))
+        if got.shape != ref.shape:
+            return f"expected shape {tuple(ref.shape)} (one log-density per sample), got {tuple(got.shape)}"
+        if _close(got, ref + math.log(20)):
+            return "off by log N: the mixture averages the N components, so subtract log N"
+        if not _close(got, ref):
+            return "wrong value. Hint: sum the per-dimension Gaussian log-densities, then logsumexp over the N components"
+        return None
+
+    return _run("log q(z)", check)
+
+
+# -- 03 Total correlation and the permutation trick ---------------------------------------------
+
+
+def check_permute_dims(fn: Callable) -> bool:
+    """fn(z (B, d)) -> z with every column permuted independently across the batch."""
+
+    def check():
+        g = torch.Generator().manual_seed(2)
+        z = torch.randn(256, 6, generator=g)
+        out = torch.as_tensor(fn(z.clone()))
+        if out.shape != z.shape:
+            return f"shape changed from {tuple(z.shape)} to {tuple(out.shape)}"
+        if not torch.equal(out.sort(0).values, z.sort(0).values):
+            if torch.equal(out.sort(1).values, z.sort(1).values):
+                return "you shuffled within each sample (across dimensions): the classic bug. Permute each column across the batch"
+            return "a column lost or changed values: each column must keep exactly its own values"
+        if torch.equal(out, z):
+            return "nothing moved: permute the rows of each column"
+        ranks = [torch.argsort(torch.argsort(out[:, j])) for j in range(6)]
+        if all(torch.equal(ranks[0], r) for r in ranks[1:]) or (out[:, None] == z[None]).all(-1).any(1).sum() > 200:
+            return "all columns moved together (one permutation of whole rows): draw a separate permutation per column"
+        return None
+
+    return _run("permute_dims", check)
+
+
+# -- 04 The density-ratio trick -------------------------------------------------------------------
+
+
+def check_tc_from_logits(fn: Callable) -> bool:
+    """fn(logits (B, 2)) -> TC estimate, class 0 meaning "from q(z)"."""
+
+    def check():
+        logits = torch.tensor([[2.0, 0.0], [1.0, 1.5], [0.0, -1.0]])
+        got = fn(logits)
+        if _close(got, -objectives.total_correlation_estimate(logits)):
+            return "the sign is flipped: class 0 is 'from q(z)', so the estimate is logit_0 − logit_1"
+        if _close(got, torch.log_softmax(logits, 1)[:, 0].mean()):
+            return "that is log D(z); the density ratio is log D / (1 − D) = logit_0 − logit_1"
+        if not _close(got, objectives.total_correlation_estimate(logits)):
+            return "wrong value: average logit_0 − logit_1 over the batch"
+        return None
+
+    return _run("TC from logits", check)
+
+
+def check_gaussian_tc(fn: Callable) -> bool:
+    """fn(cov (d, d) numpy) -> TC of N(0, cov) in nats."""
+
+    def check():
+        for cov in (np.array([[1.0, 0.6], [0.6, 1.0]]), np.array([[4.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]]), np.eye(3) * 2):
+            got, ref = float(fn(cov)), gaussian_total_correlation(cov)
+            if abs(got - ref) > 1e-6:
+                return f"for cov = {cov.tolist()} expected {ref:.4f}, got {got:.4f}. Hint: ½ (Σ log Σ_jj − log det Σ)"
+        return None
+
+    return _run("Gaussian TC", check)
+
+
+# -- 05 FactorVAE -------------------------------------------------------------------------------
+
+
+def check_discriminator_loss(fn: Callable) -> bool:
+    """fn(disc, z, z_perm) -> D's loss, with z from q(z) (class 0) and z_perm permuted (class 1).
+
+    It must not let gradient reach z (the encoder): detach it.
+    """
+
+    def check():
+        from .models import Discriminator
+
+        torch.manual_seed(0)
+        disc = Discriminator(4, hidden=16, hidden_layers=2)
+        z = torch.randn(32, 4, requires_grad=True)
+        zp = torch.randn(32, 4)
+        loss = fn(disc, z, zp)
+        with torch.no_grad():
+            ref = objectives.discriminator_loss(disc(z), disc(zp))
+        if _close(loss.detach(), objectives.discriminator_loss(disc(zp), disc(z)).detach()):
+            return "the classes are swapped: z from q(z) is class 0, permuted z is class 1"
+        if not _close(loss.detach(), ref):
+            return "wrong value: ½ [CE(D(z), 0) + CE(D(z_perm), 1)]"
+        loss.backward()
+        if z.grad is not None and z.grad.abs().sum() > 0:
+            return "D's loss sends gradient into z, and so into the encoder: use z.detach()"
+        return None
+
+    return _run("discriminator loss", check)
+
+
+# -- 06 Measuring disentanglement ---------------------------------------------------------------
+
+
+def check_majority_vote_accuracy(fn: Callable) -> bool:
+    """fn(votes (K factors, d dims) int array) -> accuracy of the majority-vote classifier on those votes."""
+
+    def check():
+        votes = np.array([[10, 0, 3], [2, 8, 1], [0, 1, 5]])
+        got = float(fn(votes))
+        if abs(got - 23 / 30) < 1e-9:  # dims -> factors 0, 1, 2: (10 + 8 + 5) / 30
+            return None
+        if abs(got - votes.max(1).sum() / votes.sum()) < 1e-9:
+            return "you took the best dimension per factor; the classifier maps each dimension to its most-voted factor (max over axis 0)"
+        return "wrong value. Hint: Σ_j max_k V[k, j] / Σ V"
+
+    return _run("majority-vote accuracy", check)
