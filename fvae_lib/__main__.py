@@ -39,8 +39,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool = True) 
     from .plots import write_run_figures
 
     trainer = Trainer(config, out, resume=resume, progress=progress)
-    print(f"training {config.model} (preset {config.preset}, gamma {config.gamma}, beta {config.beta}) "
-          f"on {trainer.device} from step {trainer.step} to {config.iterations}; run folder {out}")
+    print(f"training {config.model} (preset {config.preset}, gamma {config.gamma}, beta {config.beta}) on {trainer.device} "
+          f"({trainer.precision}{', channels_last' if trainer.channels_last else ''}) from step {trainer.step} "
+          f"to {config.iterations}; run folder {out}")
     trainer.run()
     return [out / "config.json", out / "history.jsonl", out / "checkpoint.pt",
             *write_run_figures(out, trainer.vae, trainer.data, read_history(out))]
@@ -49,7 +50,8 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool = True) 
 def cmd_train(args) -> int:
     out = Path(args.out)
     overrides = dict(gamma=args.gamma, beta=args.beta, seed=args.seed, iterations=args.iterations,
-                     batch_size=args.batch_size, data_source=args.source)
+                     batch_size=args.batch_size, data_source=args.source, precision=args.precision,
+                     channels_last=args.channels_last)
     if args.resume and (out / "config.json").exists():
         saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
         given = {k: v for k, v in overrides.items() if v is not None and not (k == "data_source" and v == "auto")}
@@ -107,6 +109,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--source", choices=("auto", "real", "replica"), help="dSprites source (default auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto (default): bf16 autocast on CPUs with native bf16, else fp32")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (default: with the CPU fast path)")
     p.add_argument("--out", required=True, help="the run folder, e.g. runs/fvae_g35_s0")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -59,6 +59,28 @@ class GroundTruthData(Protocol):
     def factors_of(self, indices: np.ndarray) -> np.ndarray: ...
 
 
+class FactorGridMixin:
+    """``sample_factors``, ``index_of`` and ``factors_of`` for any dataset laid out row-major over
+    ``factor_sizes`` (the last factor fastest), as dSprites is."""
+
+    factor_sizes: tuple[int, ...]
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, K) int64 classes, each factor uniform and independent."""
+        return np.stack([rng.integers(0, s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64)
+
+    def index_of(self, factors: np.ndarray) -> np.ndarray:
+        """Row-major index, the last factor fastest: sum_k factors[:, k] * prod(sizes[k+1:])."""
+        factors = np.asarray(factors)
+        if factors.ndim != 2 or factors.shape[1] != len(self.factor_sizes):
+            raise ValueError(f"factors must have shape (n, {len(self.factor_sizes)}), got {factors.shape}")
+        return np.ravel_multi_index(tuple(factors.T), self.factor_sizes).astype(np.int64)
+
+    def factors_of(self, indices: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`index_of`: (n,) indices -> (n, K) int64 classes."""
+        return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1).astype(np.int64)
+
+
 class DatasetError(ValueError):
     """A dataset file or cache is missing, damaged or not what it claims to be.
 
@@ -445,7 +467,7 @@ def _stream_real_images(path: Path, n: int, chunk: int = 8192):
 # --------------------------------------------------------------------------------------------------
 
 
-class DSprites:
+class DSprites(FactorGridMixin):
     """dSprites with 5 factors (shape 3, scale 6, orientation 40, posX 32, posY 32), colour dropped.
 
     Args:
@@ -565,24 +587,9 @@ class DSprites:
     def __repr__(self) -> str:
         return f"DSprites(source={self.source!r}, factor_sizes={self.factor_sizes}, n={len(self)})"
 
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, 5) int64 classes, each factor uniform and independent."""
-        return np.stack([rng.integers(0, s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64)
-
     def sample_observations(self, factors: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         """float32 (n, 1, 64, 64) images for factor classes (n, 5); dSprites is noise-free, so rng is unused."""
         return self.images(self.index_of(factors))
-
-    def index_of(self, factors: np.ndarray) -> np.ndarray:
-        """Row-major index (posY fastest), as in the real file: sum_k factors[:, k] * base[k]."""
-        factors = np.asarray(factors)
-        if factors.ndim != 2 or factors.shape[1] != len(self.factor_sizes):
-            raise ValueError(f"factors must have shape (n, {len(self.factor_sizes)}), got {factors.shape}")
-        return np.ravel_multi_index(tuple(factors.T), self.factor_sizes).astype(np.int64)
-
-    def factors_of(self, indices: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`index_of`: (n,) indices -> (n, 5) int64 classes."""
-        return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1).astype(np.int64)
 
     def full_classes(self, factors: np.ndarray) -> np.ndarray:
         """Classes on this grid -> classes on the full dSprites grid (what the renderer takes)."""
@@ -696,7 +703,7 @@ class BatchSampler:
 # --------------------------------------------------------------------------------------------------
 
 
-class FactorObservations:
+class FactorObservations(FactorGridMixin):
     """Observations that *are* the factors: float32 (n, K), factor k's class scaled to [0, 1].
 
     The ideal representation of it is the identity, so it calibrates metrics (an identity code should
@@ -713,16 +720,7 @@ class FactorObservations:
     def __len__(self) -> int:
         return math.prod(self.factor_sizes)
 
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.stack([rng.integers(0, s, size=n) for s in self.factor_sizes], axis=1).astype(np.int64)
-
     def sample_observations(self, factors: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         factors = np.asarray(factors)
         scaled = [self.factor_values[k][factors[:, k]] for k in range(len(self.factor_sizes))]
         return torch.from_numpy(np.stack(scaled, axis=1).astype(np.float32))
-
-    def index_of(self, factors: np.ndarray) -> np.ndarray:
-        return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes).astype(np.int64)
-
-    def factors_of(self, indices: np.ndarray) -> np.ndarray:
-        return np.stack(np.unravel_index(np.asarray(indices), self.factor_sizes), axis=1).astype(np.int64)

@@ -106,19 +106,28 @@ def reconstructions(vae, data, n: int = 8, rng: np.random.Generator | None = Non
     return fig
 
 
+def decode_codes(vae, codes) -> np.ndarray:
+    """The decoder's Bernoulli means (n, H, W) for latent codes (n, d): what traversals and the explorer show."""
+    import torch
+
+    with torch.no_grad():
+        z = torch.as_tensor(np.asarray(codes, dtype=np.float32)).to(_device_of(vae))
+        return torch.sigmoid(vae.decoder(z)).float().cpu().numpy()[:, 0]
+
+
 def traversal_images(vae, x, values, order=None):
     """Decoded images when each latent of x's mean code is set to each of ``values``: (d, len(values), 64, 64)."""
     import torch
 
     with torch.no_grad():
         mu, _ = vae.encoder(x[:1].to(_device_of(vae)))
-        d = mu.shape[1]
-        order = list(range(d)) if order is None else list(order)
-        codes = mu.repeat(len(order) * len(values), 1).view(len(order), len(values), d)
-        for row, j in enumerate(order):
-            codes[row, :, j] = torch.as_tensor(values, dtype=codes.dtype)
-        imgs = torch.sigmoid(vae.decoder(codes.view(-1, d))).float().cpu()
-    return imgs.view(len(order), len(values), *imgs.shape[-2:]).numpy()
+    start = mu[0].float().cpu().numpy()
+    order = list(range(len(start))) if order is None else list(order)
+    codes = np.tile(start, (len(order), len(values), 1))
+    for row, j in enumerate(order):
+        codes[row, :, j] = values
+    imgs = decode_codes(vae, codes.reshape(-1, len(start)))
+    return imgs.reshape(len(order), len(values), *imgs.shape[-2:])
 
 
 def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.Generator | None = None):
@@ -258,20 +267,11 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
 # --------------------------------------------------------------------------------------------------
 
 
-def decode_code(vae, code) -> np.ndarray:
-    """The decoder's Bernoulli mean image (H, W) for one latent code (d,)."""
-    import torch
-
-    with torch.no_grad():
-        z = torch.as_tensor(np.asarray(code, dtype=np.float32))[None].to(_device_of(vae))
-        return torch.sigmoid(vae.decoder(z)).float().cpu().numpy()[0, 0]
-
-
 def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: float = 3.0):
     """A slider per latent and the decoded image, updating as the sliders move.
 
     Starts at the mean code of one dataset image. Needs a live kernel; :func:`traversals` is the static
-    figure of the same decoding, for a notebook read without one.
+    figure of the same decoding (:func:`decode_codes`), for a notebook read without one.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -289,7 +289,7 @@ def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: fl
         with out:
             out.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(2.6, 2.6))
-            ax.imshow(decode_code(vae, [s.value for s in sliders]), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(decode_codes(vae, [[s.value for s in sliders]])[0], cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             plt.show()
 

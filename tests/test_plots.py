@@ -40,3 +40,14 @@ def test_training_curves():
     assert isinstance(plots.training_curves([{k: v for k, v in r.items() if k in ("step", "recon", "kl")} for r in history]), Figure)
     with pytest.raises(ValueError, match="empty"):
         plots.training_curves([])
+
+
+def test_latent_explorer_builds_a_slider_per_latent(vae, small_replica):
+    import ipywidgets as widgets
+
+    box = plots.latent_explorer(vae, small_replica)
+    sliders = [w for w in box.children[0].children if isinstance(w, widgets.FloatSlider)]
+    assert len(sliders) == 10
+    sliders[0].value = 1.5  # moving a slider redraws without error
+    img = plots.decode_codes(vae, [[s.value for s in sliders]])
+    assert img.shape == (1, 64, 64) and 0 <= img.min() and img.max() <= 1

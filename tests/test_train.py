@@ -264,3 +264,56 @@ def test_preset_follows_the_device():
     paper = TrainConfig.from_preset("paper", device="cpu")
     assert (paper.batch_size, paper.iterations, paper.gamma, paper.z_dim) == (64, 300_000, 35.0, 10)
     assert TrainConfig.from_preset("paper", model="betavae", device="cpu").beta == 4.0
+
+
+# ---------------------------------------------------------------- the fast path, snapshots, evaluation
+
+
+def test_fast_path_resolution(monkeypatch):
+    import fvae_lib.train as train
+
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    assert train.resolve_fast_path(smoke(), cpu) == ("bf16", True)
+    assert train.resolve_fast_path(smoke(precision="fp32"), cpu) == ("fp32", True)
+    assert train.resolve_fast_path(smoke(precision="fp32", channels_last=False), cpu) == ("fp32", False)
+    assert train.resolve_fast_path(smoke(), torch.device("cuda")) == ("fp32", False)  # GPUs: not measured yet
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    assert train.resolve_fast_path(smoke(), cpu) == ("fp32", False)  # emulated bf16 would be slower
+
+
+def test_snapshots_are_kept_and_load(tmp_path, small_replica):
+    from fvae_lib.train import load_snapshots
+
+    Trainer(smoke(), tmp_path / "r", data=small_replica, progress=False).run()
+    snaps = load_snapshots(tmp_path / "r")
+    assert [s for s, _ in snaps] == [20, 40]
+    final, _ = load_model(tmp_path / "r")
+    assert _same(snaps[-1][1].state_dict(), final.state_dict())
+
+
+def test_load_or_train_reuses_a_finished_run(tmp_path, monkeypatch, small_replica):
+    from fvae_lib import notebook
+
+    monkeypatch.setenv("FVAE_RUNS_DIR", str(tmp_path))
+    mode = notebook.run_mode("smoke")
+    vae, config, history = notebook.load_or_train("b4", mode, model="betavae", beta=4.0, progress=False, data=small_replica)
+    stamp = (tmp_path / "smoke" / "b4" / "checkpoint.pt").stat().st_mtime_ns
+    again, _, history2 = notebook.load_or_train("b4", mode, model="betavae", beta=4.0, progress=False, data=small_replica)
+    assert (tmp_path / "smoke" / "b4" / "checkpoint.pt").stat().st_mtime_ns == stamp, "a finished run is not retrained"
+    assert history == history2 and _same(vae.state_dict(), again.state_dict())
+    with pytest.raises(ValueError, match="other settings"):
+        notebook.load_or_train("b4", mode, model="betavae", beta=8.0, progress=False, data=small_replica)
+
+
+def test_evaluate_writes_metrics_and_figures(tmp_path, small_replica):
+    from fvae_lib.evaluate import evaluate_run
+
+    Trainer(smoke(iterations=20), tmp_path / "r", data=small_replica, progress=False).run()
+    result = evaluate_run(tmp_path / "r", settings="quick", metrics=("factor_vae", "mig"), data=small_replica)
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["metrics"].keys() == {"factor_vae", "mig"} and 0 <= saved["metrics"]["factor_vae"]["eval_accuracy"] <= 1
+    assert abs(saved["decomposition"]["mutual_info"] + saved["decomposition"]["marginal_kl"] - saved["decomposition"]["avg_kl"]) < 1.0
+    for name in ("reconstructions.png", "traversals.png", "training_curves.png", "latents_vs_factors.png", "kl_per_latent.png"):
+        assert (tmp_path / "r" / name).read_bytes()[:4] == b"\x89PNG", name
+    assert result["figures"]
