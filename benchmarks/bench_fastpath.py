@@ -7,7 +7,7 @@ fast-vs-fp32 curves differ more than fp32-vs-fp32 ones: the benchmark prints the
 each term over the second half of training for both kinds of pair, and writes the curves to
 benchmarks/out/fastpath_curves.png. Histories are cached in benchmarks/out/ (delete to rerun).
 
-    python benchmarks/bench_fastpath.py [--iterations 2000]
+    python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl]
 """
 from __future__ import annotations
 
@@ -21,22 +21,35 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-RUNS = {
-    "fp32 s0": ("fp32", False, 0), "fp32 s1": ("fp32", False, 1), "fp32 s2": ("fp32", False, 2),
-    "fast s0": ("bf16", True, 0), "fast s1": ("bf16", True, 1),
-}
+RUNS = {"fp32 s0": 0, "fp32 s1": 1, "fp32 s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed
 KEYS = ["recon", "kl", "tc", "d_loss"]
 
 
-def history(name, iterations, data):
+def fast_options(spec: str) -> dict:
+    """'bf16+cl' -> precision bf16, channels_last; '+compile=reduce-overhead' adds torch.compile."""
+    opts = dict(precision="fp32", channels_last=False, compile="off")
+    for token in filter(None, spec.split("+")):
+        if token == "bf16":
+            opts["precision"] = "bf16"
+        elif token == "cl":
+            opts["channels_last"] = True
+        elif token.startswith("compile"):
+            opts["compile"] = token.partition("=")[2] or "default"
+        else:
+            raise SystemExit(f"unknown fast-path token {token!r}")
+    return opts
+
+
+def history(name, iterations, data, device, fast):
     from fvae_lib.train import TrainConfig, Trainer
 
-    cache = OUT / f"fastpath_{name.replace(' ', '_')}_{iterations}.json"
+    tag = "fp32" if name.startswith("fp32") else fast
+    cache = OUT / f"fastpath_{device}_{tag}_s{RUNS[name]}_{iterations}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    precision, cl, seed = RUNS[name]
-    cfg = TrainConfig.from_preset("paper", device="cpu", iterations=iterations, log_every=50, snapshot_every=0,
-                                  checkpoint_every=iterations * 50, seed=seed, precision=precision, channels_last=cl)
+    opts = fast_options("" if name.startswith("fp32") else fast)
+    cfg = TrainConfig.from_preset("paper", device=device, iterations=iterations, log_every=50, snapshot_every=0,
+                                  checkpoint_every=iterations * 50, seed=RUNS[name], **opts)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         rows = Trainer(cfg, tmp, data=data, progress=False).run()
@@ -49,6 +62,8 @@ def history(name, iterations, data):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fast", default="bf16+cl", help="the fast path: tokens bf16, cl, compile[=mode] joined by +")
     args = parser.parse_args()
     from fvae_lib.data import DSprites
     from fvae_lib.plots import _figure, save_figure
@@ -56,7 +71,7 @@ def main():
     data = DSprites(source="replica", progress=False)
     hist = {}
     for name in RUNS:
-        hist[name] = history(name, args.iterations, data)
+        hist[name] = history(name, args.iterations, data, args.device, args.fast)
         last = hist[name]["rows"][-1]
         print(f"{name}: {hist[name]['it_per_s']:.2f} it/s, final recon {last['recon']:.1f}, kl {last['kl']:.2f}, "
               f"tc {last['tc']:.3f}, d_loss {last['d_loss']:.3f}", flush=True)
@@ -87,7 +102,7 @@ def main():
         if k == "recon":
             ax.set_ylim(0, 800)
     axes[0].legend(fontsize=7)
-    print("figure:", save_figure(fig, OUT / "fastpath_curves.png"))
+    print("figure:", save_figure(fig, OUT / f"fastpath_curves_{args.device}.png"))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 Both run the paper's networks at batch 64 on the same data in the same process, measured in
 alternating rounds so background noise hits both alike. Prints iterations per second, ms per
-iteration, achieved GFLOP/s (FLOPs of one iteration counted by torch's FlopCounterMode), the ratio
-library / plain (target >= 0.95) and the share of an iteration spent drawing the two batches.
+iteration, achieved GFLOP/s (FLOPs of one iteration counted by torch's FlopCounterMode) and its share
+of the machine's fp32 peak, the ratio library / plain (target >= 0.95), and the share of an iteration
+spent drawing the two batches; with --startup also start-up time and peak memory of
+`python -m fvae_lib train` (bench_startup.py). "fast" is the CPU fast path; "fp32" the plain precision.
 
-    python benchmarks/bench_train.py [--seconds 8] [--rounds 3] [--variants fp32,bf16,bf16+cl]
+    python benchmarks/bench_train.py [--seconds 8] [--rounds 3] [--variants fp32,fast,fast+compile] [--startup]
 """
 from __future__ import annotations
 
@@ -85,51 +87,74 @@ def flops_of(step) -> float:
     return counter.get_total_flops()
 
 
+VARIANTS = {  # name -> TrainConfig options
+    "fp32": dict(precision="fp32", channels_last=False),
+    "fast": dict(precision="bf16", channels_last=True),  # the CPU fast path ("auto" on native-bf16 CPUs)
+    "bf16": dict(precision="bf16", channels_last=False),
+    "cl": dict(precision="fp32", channels_last=True),
+}
+
+
+def trainer_for(name, data, folder):
+    from fvae_lib.train import TrainConfig, Trainer
+
+    base, _, extra = name.partition("+")
+    opts = dict(VARIANTS[base], compile="default" if extra == "compile" else "off")
+    return Trainer(TrainConfig.from_preset("paper", device="cpu", **opts), folder, data=data, progress=False)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--variants", default="fp32")
-    parser.add_argument("--peak-gflops", type=float, default=0.0, help="machine fp32 peak, to print a share")
+    parser.add_argument("--variants", default="fp32,fast", help=f"from {sorted(VARIANTS)}, each optionally +compile")
+    parser.add_argument("--peak-gflops", type=float, default=166.0,
+                        help="the machine's fp32 peak (default: 2 Zen 4 cores x 2.6 GHz x 32 FLOP/cycle)")
+    parser.add_argument("--startup", action="store_true", help="also measure start-up time and peak memory")
     args = parser.parse_args()
 
     from fvae_lib.data import BatchSampler, DSprites
-    from fvae_lib.train import TrainConfig, Trainer
 
     torch.manual_seed(0)
     data = DSprites(source="replica", progress=False)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dataset {len(data)} images")
     sub = torch.randperm(len(data))[:20000]
     plain = PlainLoop(data.images(sub).to(torch.uint8))
-
-    variants = {}
     tmp = tempfile.TemporaryDirectory()
-    for name in args.variants.split(","):
-        opts = dict(precision="bf16" if "bf16" in name else "fp32", channels_last="cl" in name, compile="compile" in name)
-        cfg = TrainConfig.from_preset("paper", device="cpu", **opts)
-        variants[name] = Trainer(cfg, f"{tmp.name}/{name}", data=data, progress=False)
+    variants = {name: trainer_for(name, data, f"{tmp.name}/{name}") for name in args.variants.split(",")}
 
     flops = flops_of(variants[next(iter(variants))].train_step)
     for step in [plain.step] + [t.train_step for t in variants.values()]:
         for _ in range(5):
             step()  # warm-up (and compilation)
     rates = {k: [] for k in ["plain", *variants]}
-    for _ in range(args.rounds):
+    for _ in range(args.rounds):  # alternate, so background noise hits every loop alike
         rates["plain"].append(rate(plain.step, args.seconds))
         for name, t in variants.items():
-            rates[name].append(rate(lambda: t.train_step(), args.seconds))
+            rates[name].append(rate(t.train_step, args.seconds))
     sampler = BatchSampler(data, 64, seed=0)
     sample_ms = 1e3 / rate(lambda: (sampler.sample(), sampler.sample()), 2.0)
 
+    startup = {}
+    if args.startup:
+        from bench_startup import measure
+
+        for name in variants:
+            opts = VARIANTS[name.partition("+")[0]]
+            extra = ["--precision", opts["precision"], "--channels-last" if opts["channels_last"] else "--no-channels-last"]
+            runs = [measure(extra, 30) for _ in range(3)]
+            startup[name] = (min(r["startup_s"] for r in runs), max(r["peak_gib"] for r in runs))
+
     base = max(rates["plain"])
-    print(f"FLOPs per FactorVAE iteration (batch 64): {flops / 1e9:.2f} GFLOP")
-    print(f"{'loop':<14}{'it/s':>8}{'ms/it':>9}{'GFLOP/s':>10}{'vs plain':>10}")
+    print(f"FLOPs per FactorVAE iteration (batch 64, matmuls and convolutions): {flops / 1e9:.2f} GFLOP")
+    print(f"{'loop':<14}{'it/s':>7}{'ms/it':>8}{'GFLOP/s':>9}{'% fp32 peak':>12}{'vs plain':>9}{'start-up s':>11}{'peak GiB':>9}")
     for name, r in rates.items():
         best = max(r)
-        share = f"  ({best * flops / 1e9 / args.peak_gflops:.0%} of peak)" if args.peak_gflops else ""
-        print(f"{name:<14}{best:8.2f}{1e3 / best:9.1f}{best * flops / 1e9:10.1f}{best / base:10.2f}{share}")
+        gflops = best * flops / 1e9
+        s_up, peak = (f"{startup[name][0]:.2f}", f"{startup[name][1]:.2f}") if name in startup else ("", "")
+        print(f"{name:<14}{best:7.2f}{1e3 / best:8.1f}{gflops:9.1f}{gflops / args.peak_gflops:12.0%}{best / base:9.2f}{s_up:>11}{peak:>9}")
     lib = max(rates[next(iter(variants))])
-    print(f"drawing two batches: {sample_ms:.3f} ms = {sample_ms * lib / 10:.2f}% of a library iteration")
+    print(f"drawing two batches: {sample_ms:.3f} ms = {sample_ms * lib / 10:.2f}% of a {next(iter(variants))} iteration")
 
 
 if __name__ == "__main__":

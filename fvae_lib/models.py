@@ -82,7 +82,8 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Returns (logits (B, C, 64, 64), mu (B, d), logvar (B, d), z (B, d))."""
         mu, logvar = self.encoder(x)
-        z = self.reparameterise(mu, logvar, generator)
+        # the sample in fp32 even under bf16 autocast: z feeds the discriminator, which runs in fp32
+        z = self.reparameterise(mu.float(), logvar.float(), generator)
         return self.decoder(z), mu, logvar, z
 
 

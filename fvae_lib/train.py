@@ -61,6 +61,7 @@ PRESETS: dict[str, dict] = {
 }
 
 MODELS = ("factorvae", "betavae")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 DEFAULT_GAMMA = 35.0
 DEFAULT_BETA = {"factorvae": 1.0, "betavae": 4.0}
 
@@ -96,7 +97,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # "fp32", "bf16" (autocast) or "auto": the fast path where it is measured to pay
     channels_last: bool | None = None  # None: the fast path's choice for the device
-    compile: bool = False
+    compile: str = "off"  # torch.compile of the networks: off, default, reduce-overhead (CUDA graphs), max-autotune
 
     @classmethod
     def from_preset(cls, preset: str | None = None, model: str = "factorvae", device: str = "auto", **overrides) -> "TrainConfig":
@@ -151,6 +152,7 @@ class TrainConfig:
              f"checkpoint_every ({self.checkpoint_every}) must be a positive multiple of log_every ({self.log_every})")
         need(self.checkpoint_minutes > 0, "checkpoint_minutes must be > 0")
         need(self.snapshot_every >= 0, f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        need(self.compile in COMPILE_MODES, f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         need(self.precision in ("auto", "fp32", "bf16"), f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         need(self.data_source in ("auto", "real", "replica"), f"data_source must be auto, real or replica, got {self.data_source!r}")
         size = self.dataset_size()
@@ -229,8 +231,6 @@ class Trainer:
                     f"--resume with settings that differ from the run in {self.out}: "
                     + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in sorted(diff))
                 )
-            if config.checkpoint_every % config.log_every:
-                raise ConfigError("checkpoint_every must be a multiple of log_every")
         elif resume:
             raise ConfigError(f"nothing to resume in {self.out}: it has no config.json")
 
@@ -260,8 +260,12 @@ class Trainer:
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
         self.terms = term_names(config)
         self._step_fn = self._factorvae_step if config.model == "factorvae" else self._betavae_step
-        if config.compile:
-            self._step_fn = torch.compile(self._step_fn)
+        if config.compile != "off":
+            # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
+            # CUDA graphs on a GPU. On the project's CPU it did not pay (benchmarks/README.md).
+            for net in (self.vae.encoder, self.vae.decoder, self.disc):
+                if net is not None:
+                    net.forward = torch.compile(net.forward, mode=None if config.compile == "default" else config.compile)
 
         if resume and has_checkpoint(self.out):
             self.load_checkpoint()
@@ -312,7 +316,7 @@ class Trainer:
         # D runs in fp32 even on the bf16 fast path: in bf16 its TC estimate and loss drifted beyond
         # run-to-run noise (benchmarks/README.md), while the VAE's curves did not.
         self.disc.requires_grad_(False)
-        tc = total_correlation_estimate(self.disc(z.float()))
+        tc = total_correlation_estimate(self.disc(z))
         loss = recon + cfg.beta * kl + cfg.gamma * tc
         self.opt_vae.zero_grad(set_to_none=True)
         loss.backward()
@@ -324,7 +328,7 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             mu2, logvar2 = self.vae.encoder(x2)
             z_perm = permute_dims(VAE.reparameterise(mu2.float(), logvar2.float(), self.noise), self.noise)
-        logits = self.disc(torch.cat([z.detach().float(), z_perm]))  # one pass for both batches
+        logits = self.disc(torch.cat([z.detach(), z_perm]))  # one pass for both batches
         b = len(z)
         d_loss = discriminator_loss(logits[:b], logits[b:])
         self.opt_d.zero_grad(set_to_none=True)
