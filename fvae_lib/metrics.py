@@ -26,13 +26,17 @@ Represent = Callable[[torch.Tensor], np.ndarray]
 # --------------------------------------------------------------------------------------------------
 
 
-def encoder_representation(vae, device: str | torch.device | None = None, batch_size: int = 2048,
+def encoder_representation(vae, device: str | torch.device | None = None, batch_size: int = 128,
                            dtype: torch.dtype | None = None) -> Represent:
     """``represent`` for a trained VAE: the encoder mean, batched on the model's device, in eval mode.
 
-    dtype: optionally run the encoder under autocast (e.g. ``torch.bfloat16`` on a CPU with bf16 units).
+    On a CPU the images go in as channels_last, the layout oneDNN's convolutions prefer (same result).
+    Batches larger than 128 were slower on the project's CPU: their activations leave the cache.
+    dtype: optionally run the encoder under autocast (e.g. ``torch.bfloat16`` on a CPU with bf16 units);
+        the default fp32 keeps the codes exactly as the metrics' definitions assume.
     """
     device = torch.device(device) if device is not None else next(vae.parameters()).device
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
     @torch.inference_mode()
     def represent(observations: torch.Tensor) -> np.ndarray:
@@ -40,7 +44,7 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
         vae.eval()
         out = []
         for start in range(0, len(observations), batch_size):
-            x = torch.as_tensor(observations[start : start + batch_size]).to(device)
+            x = torch.as_tensor(observations[start : start + batch_size]).to(device).contiguous(memory_format=memory_format)
             if dtype is not None:
                 with torch.autocast(device.type, dtype=dtype):
                     mu, _ = vae.encoder(x)
