@@ -28,6 +28,8 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_train.py --startup
+	@echo "longer: benchmarks/bench_fastpath.py (about 20 min), benchmarks/bench_metrics.py (about 10 min)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,6 @@ class Mode:
     sweep_betas: tuple = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)
     sweep_gammas: tuple = (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)
     sweep_seeds: tuple = (0, 1, 2)
-    extra: dict = field(default_factory=dict)
 
 
 MODES = {
