@@ -172,9 +172,10 @@ def cpu_has_native_bf16() -> bool:
 def resolve_fast_path(config: "TrainConfig", device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) for a config on a device.
 
-    "auto" on a CPU with native bf16 is bf16 autocast + channels_last: 2.0x the fp32 iteration rate on
-    the project's 2-core Zen 4 with the same training curves (benchmarks/README.md). Elsewhere fp32:
-    emulated bf16 is slower, and on GPUs the options are not measured yet.
+    "auto" on a CPU with native bf16 is bf16 autocast (encoder and decoder) + channels_last: 1.6x the
+    fp32 iteration rate on the project's 2-core Zen 4, with training curves within run-to-run noise
+    (benchmarks/README.md). Elsewhere fp32: emulated bf16 is slower, and on GPUs the options are not
+    measured yet.
     """
     fast = device.type == "cpu" and cpu_has_native_bf16()
     precision = config.precision if config.precision != "auto" else ("bf16" if fast else "fp32")
