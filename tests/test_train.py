@@ -317,3 +317,8 @@ def test_evaluate_writes_metrics_and_figures(tmp_path, small_replica):
     for name in ("reconstructions.png", "traversals.png", "training_curves.png", "latents_vs_factors.png", "kl_per_latent.png"):
         assert (tmp_path / "r" / name).read_bytes()[:4] == b"\x89PNG", name
     assert result["figures"]
+
+
+def test_cli_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fvae_lib", "evaluate", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
