@@ -540,7 +540,7 @@ class DSprites(FactorGridMixin):
                 if npy.exists() or npy.with_suffix(".json").exists():
                     warnings.warn(f"rebuilding the dSprites replica cache: {err}", stacklevel=3)
             if not reduced:
-                return (*self._build_replica(npy, expect, progress),)
+                return self._build_replica(npy, expect, progress)
         # A reduced grid with no full cache: render just the images it needs, in memory.
         grid = _reduce_grid(base_grid, steps)
         classes = _grid_classes(grid)

@@ -111,7 +111,7 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
     if is_finished(run):
         saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-        differs = {k for k, v in config.to_dict().items() if saved.to_dict()[k] != v} - Trainer.RESUMABLE_CHANGES
+        differs = config.defining_differences(saved)
         if differs:
             raise ValueError(f"{run} holds a run with other settings ({sorted(differs)}); delete it or use another name")
         vae, config = load_model(run)

@@ -130,6 +130,14 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    # fields that may change when a run is resumed; the rest define the run
+    RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every", "snapshot_every"})
+
+    def defining_differences(self, other: "TrainConfig") -> set[str]:
+        """Fields that define a run and differ between two configs (resumable settings aside)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k for k in mine if mine[k] != theirs[k]} - self.RESUMABLE_CHANGES
+
     def dataset_size(self) -> int:
         steps = self.data_steps or {}
         return math.prod(len(range(0, size, int(steps.get(name, 1)))) for name, size in zip(FACTOR_NAMES, FULL_SIZES))
@@ -208,9 +216,6 @@ class Trainer:
         progress: show a tqdm progress bar.
     """
 
-    # fields that may change when a run is resumed (the rest define the run)
-    RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every", "snapshot_every"}
-
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
                  data: DSprites | None = None, progress: bool = True):
         config.validate()
@@ -226,7 +231,7 @@ class Trainer:
                     f"{self.out} already holds a {saved.model} run (preset {saved.preset}); "
                     "pass --resume to continue it, or choose another --out"
                 )
-            diff = {k for k, v in config.to_dict().items() if saved.to_dict()[k] != v} - self.RESUMABLE_CHANGES
+            diff = config.defining_differences(saved)
             if diff:
                 raise ConfigError(
                     f"--resume with settings that differ from the run in {self.out}: "
