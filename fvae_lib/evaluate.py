@@ -10,7 +10,8 @@ import numpy as np
 
 from .data import DSprites, atomic_write_bytes
 from .decomposition import kl_decomposition
-from .metrics import beta_vae_score, dci, encoder_representation, factor_vae_score, mig, sample_codes
+from .metrics import (EncodedGrid, beta_vae_score, dci, encoder_representation, factor_vae_score, images_encoded, mig,
+                      sample_codes)
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
 from .train import load_model, read_history
 
@@ -34,9 +35,12 @@ METRIC_SETTINGS = {
 
 
 def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
-                 data=None, device: str = "cpu", figures: bool = True) -> dict:
+                 data=None, device: str = "cpu", figures: bool = True, encode_grid: bool | None = None) -> dict:
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
+    encode_grid: encode every image of the dataset once and score all metrics from those codes
+        (:class:`fvae_lib.metrics.EncodedGrid`: the same scores, less encoding when the metrics would
+        encode more images than the dataset holds). Default: exactly then, as with the ``full`` settings.
     Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
     """
     run_dir = Path(run_dir)
@@ -47,15 +51,26 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     represent = encoder_representation(vae)
     chosen = METRIC_SETTINGS[settings]
     functions = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mig, "dci": dci}
+    unknown = [m for m in metrics if m not in functions]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {sorted(functions)}")
     result = {"run": str(run_dir), "settings": settings, "seed": seed, "metrics": {}}
+    if encode_grid is None:
+        encode_grid = images_encoded({m: chosen[m] for m in metrics}) > len(data)
+    source, source_represent = data, represent
+    if encode_grid:
+        t0 = time.perf_counter()
+        source = EncodedGrid.encode(data, represent)
+        source_represent = source.represent
+        result["grid_encoding_seconds"] = round(time.perf_counter() - t0, 2)
     for i, name in enumerate(metrics):
         t0 = time.perf_counter()
-        scores = functions[name](data, represent, np.random.default_rng([seed, i]), **chosen[name])
+        scores = functions[name](source, source_represent, np.random.default_rng([seed, i]), **chosen[name])
         result["metrics"][name] = {**scores, "seconds": round(time.perf_counter() - t0, 2)}
     result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), **chosen["decomposition"])
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(result, indent=1).encode())
     if figures:
-        codes, factors = sample_codes(data, represent, 5000, np.random.default_rng([seed, 7]))
+        codes, factors = sample_codes(source, source_represent, 5000, np.random.default_rng([seed, 7]))
         write_run_figures(run_dir, vae, data, read_history(run_dir))
         save_figure(latents_vs_factors(codes, factors, data), run_dir / "latents_vs_factors.png")
         avg_kl = _avg_kl_per_dim(vae, data, seed)

@@ -6,6 +6,7 @@ from sklearn.metrics import mutual_info_score
 
 from fvae_lib.data import FactorObservations
 from fvae_lib.metrics import (
+    EncodedGrid,
     beta_vae_score,
     dci,
     dci_from_importance,
@@ -14,6 +15,7 @@ from fvae_lib.metrics import (
     encoder_representation,
     factor_vae_score,
     histogram_discretize,
+    images_encoded,
     mig,
 )
 
@@ -134,3 +136,86 @@ def test_encoder_representation_is_the_batched_mean_and_keeps_train_mode():
         mu, _ = vae.encoder(x)
     np.testing.assert_allclose(rep, mu.numpy(), rtol=1e-5, atol=1e-6)
     assert vae.training and rep.shape == (10, 4)
+
+
+def _trained_a_little(vae):
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-2, fused=True)
+    mu, _ = vae.encoder(torch.rand(8, 1, 64, 64))
+    mu.square().sum().backward()
+    opt.step()
+
+
+def test_frozen_encoder_gives_the_eager_codes_and_follows_weight_updates():
+    from fvae_lib.models import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(6).train()
+    x = torch.rand(21, 1, 64, 64)
+    frozen = encoder_representation(vae, batch_size=8, freeze=True)
+    eager = encoder_representation(vae, batch_size=8, freeze=False)
+    np.testing.assert_allclose(frozen(x), eager(x), rtol=1e-5, atol=1e-6)
+    before = frozen(x)
+    _trained_a_little(vae)  # an optimiser step changes the weights in place: the frozen copy must follow
+    np.testing.assert_allclose(frozen(x), eager(x), rtol=1e-5, atol=1e-6)
+    assert np.abs(frozen(x) - before).max() > 1e-3
+    other = VAE(6)
+    vae.load_state_dict(other.state_dict())  # so must it after load_state_dict
+    with torch.no_grad():
+        np.testing.assert_allclose(frozen(x), other.encoder(x)[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert vae.training
+
+
+def test_frozen_encoder_falls_back_to_eager_with_a_warning(monkeypatch):
+    from fvae_lib.models import VAE
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot trace this")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    vae = VAE(3)
+    x = torch.rand(5, 1, 64, 64)
+    with pytest.warns(RuntimeWarning, match="encoding eagerly.*cannot trace this"):
+        codes = encoder_representation(vae, freeze=True)(x)
+    with torch.no_grad():
+        np.testing.assert_allclose(codes, vae.encoder(x)[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _warped(x):
+    # a deterministic, nonlinear, entangling code of the toy observations
+    z = x.numpy().astype(np.float64)
+    return np.tanh(np.stack([z[:, 0] + 0.3 * z[:, 1], z[:, 1], z[:, 2] ** 2, z[:, 3] - z[:, 4], z[:, 4], 0 * z[:, 0]], 1))
+
+
+def test_encoded_grid_gives_the_same_scores_as_encoding_on_the_fly():
+    calls = []
+
+    def counted(x):
+        calls.append(len(x))
+        return _warped(x)
+
+    grid = EncodedGrid.encode(DATA, counted, chunk=1000)
+    assert sum(calls) == len(DATA) and grid.codes.shape == (len(DATA), 6)
+    for metric, kw in [(factor_vae_score, dict(num_train=300, num_eval=200, num_variance_estimate=1000)),
+                       (beta_vae_score, dict(num_train=200, num_eval=100)),
+                       (mig, dict(num_train=2000)),
+                       (dci, dict(num_train=300, num_test=200, n_jobs=1))]:
+        assert metric(grid, grid.represent, rng(3), **kw) == metric(DATA, _warped, rng(3), **kw), metric.__name__
+
+
+def test_images_encoded_counts_what_the_metrics_encode():
+    settings = {"factor_vae": dict(batch_size=16, num_train=30, num_eval=20, num_variance_estimate=100),
+                "beta_vae": dict(batch_size=8, num_train=25, num_eval=10), "mig": dict(num_train=300),
+                "dci": dict(num_train=120, num_test=80, n_jobs=1)}
+    functions = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mig, "dci": dci}
+    for name, kw in settings.items():
+        calls = []
+        functions[name](DATA, lambda x: calls.append(len(x)) or identity(x), rng(), **kw)
+        assert images_encoded({name: kw}) == sum(calls), name
+    assert images_encoded(settings) == 16 * 50 + 100 + 2 * 8 * 35 + 300 + 200
+    with pytest.raises(ValueError, match="unknown metric 'sap'"):
+        images_encoded({"sap": {}})
+
+
+def test_encoded_grid_refuses_codes_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"codes must have shape \(len\(data\) = 11520, d\)"):
+        EncodedGrid(DATA, np.zeros((10, 3)))
