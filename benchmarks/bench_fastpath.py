@@ -29,7 +29,9 @@ def fast_options(spec: str) -> dict:
     """'bf16+cl' -> precision bf16, channels_last; '+compile=reduce-overhead' adds torch.compile."""
     opts = dict(precision="fp32", channels_last=False, compile="off")
     for token in filter(None, spec.split("+")):
-        if token == "bf16":
+        if token == "fp32":
+            pass
+        elif token == "bf16":
             opts["precision"] = "bf16"
         elif token == "cl":
             opts["channels_last"] = True

@@ -71,6 +71,8 @@ def cmd_evaluate(args) -> int:
     if not (run / "config.json").exists():
         raise ConfigError(f"{run} is not a run folder (no config.json); train one with `python -m fvae_lib train`")
     result = evaluate_run(run, settings=args.settings, seed=args.seed, device=args.device)
+    if "grid_encoding_seconds" in result:
+        print(f"encoded every image once, for all metrics, in {result['grid_encoding_seconds']} s")
     print(json.dumps(result["metrics"], indent=1))
     print(f"\nwrote {run / 'metrics.json'} and figures: {', '.join(result.get('figures', []))}")
     return 0
@@ -122,7 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--settings", choices=("full", "quick"), default="full",
                    help="full: disentanglement_lib's sample counts; quick: small counts for smoke runs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu or cuda")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")

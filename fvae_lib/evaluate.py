@@ -13,7 +13,7 @@ from .decomposition import kl_decomposition
 from .metrics import (EncodedGrid, beta_vae_score, dci, encoder_representation, factor_vae_score, images_encoded, mig,
                       sample_codes)
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
-from .train import load_model, read_history
+from .train import load_model, read_history, resolve_device
 
 # disentanglement_lib's defaults, and a quick setting for smoke runs and notebooks under test
 METRIC_SETTINGS = {
@@ -35,18 +35,19 @@ METRIC_SETTINGS = {
 
 
 def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
-                 data=None, device: str = "cpu", figures: bool = True, encode_grid: bool | None = None) -> dict:
+                 data=None, device: str = "auto", figures: bool = True, encode_grid: bool | None = None) -> dict:
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
     encode_grid: encode every image of the dataset once and score all metrics from those codes
         (:class:`fvae_lib.metrics.EncodedGrid`: the same scores, less encoding when the metrics would
         encode more images than the dataset holds). Default: exactly then, as with the ``full`` settings.
+    device: where the encoder runs; "auto" is the GPU when there is one.
     Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
     """
     run_dir = Path(run_dir)
     if settings not in METRIC_SETTINGS:
         raise ValueError(f"settings must be one of {sorted(METRIC_SETTINGS)}, got {settings!r}")
-    vae, config = load_model(run_dir, device)
+    vae, config = load_model(run_dir, resolve_device(device))
     data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=False)
     represent = encoder_representation(vae)
     chosen = METRIC_SETTINGS[settings]

@@ -343,10 +343,3 @@ def test_sampler_batches_are_images_on_the_device_and_reproducible(small_replica
 def test_sampler_refuses_a_batch_larger_than_the_dataset(small_replica):
     with pytest.raises(ValueError, match="batch_size"):
         BatchSampler(small_replica, batch_size=len(small_replica) + 1)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_sampler_on_gpu(small_replica):
-    sampler = BatchSampler(small_replica, batch_size=64, device="cuda")
-    x = sampler.sample()
-    assert x.is_cuda and sampler.packed.is_cuda and x.dtype == torch.float32

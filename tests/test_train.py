@@ -319,6 +319,23 @@ def test_evaluate_writes_metrics_and_figures(tmp_path, small_replica):
     assert result["figures"]
 
 
+def test_evaluate_scores_the_same_from_the_encoded_grid(tmp_path, small_replica):
+    from fvae_lib.evaluate import evaluate_run
+
+    Trainer(smoke(iterations=20), tmp_path / "r", data=small_replica, progress=False).run()
+    kw = dict(settings="quick", metrics=("factor_vae", "beta_vae", "mig"), data=small_replica, figures=False)
+    grid = evaluate_run(tmp_path / "r", encode_grid=True, **kw)
+    fly = evaluate_run(tmp_path / "r", encode_grid=False, **kw)
+    assert "grid_encoding_seconds" in grid and "grid_encoding_seconds" not in fly
+    for name in kw["metrics"]:
+        scores = {k: v for k, v in grid["metrics"][name].items() if k != "seconds"}
+        assert scores == pytest.approx({k: v for k, v in fly["metrics"][name].items() if k != "seconds"}, abs=1e-9), name
+    # quick settings ask for more images than the small grid has: the default takes the grid
+    assert "grid_encoding_seconds" in evaluate_run(tmp_path / "r", **kw)
+    with pytest.raises(ValueError, match="unknown metrics"):
+        evaluate_run(tmp_path / "r", metrics=("sap",), data=small_replica, figures=False)
+
+
 def test_cli_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fvae_lib", "evaluate", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
