@@ -433,9 +433,14 @@ def dci(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
 
     x_train, y_train = sample_codes(data, represent, num_train, rng)
     x_test, y_test = sample_codes(data, represent, num_test, rng)
-    seeds = rng.integers(2**31 - 1, size=y_train.shape[1])
-    fits = Parallel(n_jobs=n_jobs or -1)(
-        delayed(_fit_gbt)(x_train, y_train[:, k], x_test, y_test[:, k], int(seeds[k])) for k in range(y_train.shape[1]))
+    K = y_train.shape[1]
+    seeds = rng.integers(2**31 - 1, size=K)
+    # a factor's fit costs about one tree per class and stage: hand out the largest first, so the last
+    # fits to finish are short ones (on 2 cores: 64 instead of 70 class-units of wall time on dSprites)
+    order = sorted(range(K), key=lambda k: -len(np.unique(y_train[:, k])))
+    fitted = Parallel(n_jobs=n_jobs or -1)(
+        delayed(_fit_gbt)(x_train, y_train[:, k], x_test, y_test[:, k], int(seeds[k])) for k in order)
+    fits = [fitted[order.index(k)] for k in range(K)]
     importance = np.stack([f[0] for f in fits], axis=1)  # (d, K)
     disentanglement, completeness = dci_from_importance(importance)
     return {
