@@ -59,3 +59,18 @@ def test_encoder_representation_on_gpu_matches_the_cpu(small_replica):
     cpu = encoder_representation(vae)(x)
     gpu = encoder_representation(vae.cuda())(x)
     np.testing.assert_allclose(gpu, cpu, rtol=2e-2, atol=2e-3)
+
+
+def test_mig_sampled_on_gpu_matches_the_cpu():
+    from fvae_lib.data import FactorObservations
+    from fvae_lib.metrics import mig_sampled
+
+    toy = FactorObservations((4, 5, 6))
+
+    def posterior(x):
+        mu = x.numpy()
+        return np.concatenate([mu, np.full_like(mu, 2 * np.log(0.05))], axis=1)
+
+    cpu = mig_sampled(toy, posterior, np.random.default_rng(0), device="cpu")
+    gpu = mig_sampled(toy, posterior, np.random.default_rng(0), device="cuda")
+    assert abs(cpu["mig"] - gpu["mig"]) < 1e-4

@@ -17,6 +17,8 @@ from fvae_lib.metrics import (
     histogram_discretize,
     images_encoded,
     mig,
+    mig_sampled,
+    mixture_entropies,
 )
 
 DATA = FactorObservations((3, 6, 10, 8, 8))
@@ -219,3 +221,78 @@ def test_images_encoded_counts_what_the_metrics_encode():
 def test_encoded_grid_refuses_codes_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"codes must have shape \(len\(data\) = 11520, d\)"):
         EncodedGrid(DATA, np.zeros((10, 3)))
+
+
+# ---------------------------------------------------------------- Chen's MIG estimator
+
+TOY = FactorObservations((4, 5, 6))
+
+
+def posterior_of(mean_fn, log_sigma=np.log(0.01)):
+    def posterior(x):
+        mu = mean_fn(x)
+        return np.concatenate([mu, np.full_like(mu, 2 * log_sigma)], axis=1)
+    return posterior
+
+
+def test_mixture_entropies_match_closed_forms():
+    n = 4000
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.zeros(n, 2)
+    mu[: n // 2, 1], mu[n // 2 :, 1] = -10.0, 10.0  # dim 1: two far-apart components of equal weight
+    logvar = torch.zeros(n, 2)
+    z = mu + torch.randn(n, 2, generator=gen)
+    h = mixture_entropies(z, mu, logvar, num_samples=3000, generator=gen)
+    gauss = 0.5 * np.log(2 * np.pi * np.e)
+    assert h[0].item() == pytest.approx(gauss, abs=0.05)
+    assert h[1].item() == pytest.approx(gauss + np.log(2), abs=0.05)
+
+
+def test_mig_sampled_near_one_for_identity_and_near_zero_without_information():
+    good = mig_sampled(TOY, posterior_of(identity), rng(), device="cpu")
+    assert good["mig"] > 0.9 and np.array(good["mutual_info"]).shape == (3, 3)
+    blank = mig_sampled(TOY, lambda x: np.zeros((len(x), 6)), rng(), device="cpu")  # q(z|x) = N(0, I) for every x
+    assert blank["mig"] < 0.05
+
+
+def mixed12(x):  # toy factors 1 and 2 rotated into each other
+    z = identity(x).copy()
+    z[:, 1], z[:, 2] = (x[:, 1] + x[:, 2]).numpy() / 2, (x[:, 1] - x[:, 2]).numpy() / 2
+    return z
+
+
+def test_mig_sampled_drops_for_mixed_factors_and_follows_factor_indices():
+    assert mig_sampled(TOY, posterior_of(mixed12), rng(), device="cpu")["mig"] < mig_sampled(TOY, posterior_of(identity), rng(), device="cpu")["mig"] - 0.2
+
+    def no_factor0(x):  # latent 0 carries nothing: N(0, 1) whatever the image
+        z = identity(x).copy()
+        z[:, 0] = 0.0
+        return np.concatenate([z, np.log(np.array([[1.0, 1e-4, 1e-4]])).repeat(len(z), 0)], axis=1)
+
+    every = mig_sampled(TOY, no_factor0, rng(), device="cpu")
+    only_12 = mig_sampled(TOY, no_factor0, rng(), factor_indices=(1, 2), device="cpu")
+    assert every["mig"] == pytest.approx(2 / 3, abs=0.07) and only_12["mig"] > 0.9 and only_12["factor_indices"] == [1, 2]
+
+
+def test_mig_sampled_from_an_encoded_grid_and_its_refusals():
+    post = posterior_of(mixed12)
+    grid = EncodedGrid.encode(TOY, post)
+    assert mig_sampled(grid, grid.represent, rng(5), device="cpu") == mig_sampled(TOY, post, rng(5), device="cpu")
+    with pytest.raises(ValueError, match="means, then log-variances"):
+        mig_sampled(TOY, identity, rng(), device="cpu")
+    with pytest.raises(ValueError, match="factor_indices"):
+        mig_sampled(TOY, post, rng(), factor_indices=(7,), device="cpu")
+
+
+def test_encoder_posterior_output_is_mean_then_logvar():
+    from fvae_lib.models import VAE
+
+    vae = VAE(4)
+    x = torch.rand(6, 1, 64, 64)
+    both = encoder_representation(vae, output="posterior")(x)
+    with torch.no_grad():
+        mu, logvar = vae.encoder(x)
+    assert both.shape == (6, 8)
+    np.testing.assert_allclose(both, torch.cat([mu, logvar], 1).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="output must be"):
+        encoder_representation(vae, output="sample")

@@ -336,6 +336,21 @@ def test_evaluate_scores_the_same_from_the_encoded_grid(tmp_path, small_replica)
         evaluate_run(tmp_path / "r", metrics=("sap",), data=small_replica, figures=False)
 
 
+def test_evaluate_mig_sampled_from_one_pass_of_posteriors(tmp_path, small_replica):
+    from fvae_lib.evaluate import evaluate_run
+
+    Trainer(smoke(iterations=20), tmp_path / "r", data=small_replica, progress=False).run()
+    kw = dict(settings="quick", data=small_replica, figures=False)
+    both = evaluate_run(tmp_path / "r", metrics=("mig", "mig_sampled"), **kw)
+    assert 0 <= both["metrics"]["mig_sampled"]["mig"] <= 1 and both["metrics"]["mig_sampled"]["factor_indices"] == [1, 2, 3, 4]
+    # the means taken from the posterior grid score exactly as a grid of means does
+    alone = evaluate_run(tmp_path / "r", metrics=("mig",), encode_grid=True, **kw)
+    assert both["metrics"]["mig"]["mig"] == alone["metrics"]["mig"]["mig"]
+    proc = subprocess.run([sys.executable, "-m", "fvae_lib", "evaluate", str(tmp_path / "r"), "--metrics", "mig,sap"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "unknown ['sap']" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_cli_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fvae_lib", "evaluate", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
