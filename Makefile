@@ -29,7 +29,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py --startup
-	@echo "longer: benchmarks/bench_fastpath.py (about 20 min), benchmarks/bench_metrics.py (about 5 min; 12 with --on-the-fly)"
+	@echo "longer: benchmarks/bench_fastpath.py (about 20 min), benchmarks/bench_metrics.py (about 9 min; 16 with --on-the-fly)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -455,9 +455,9 @@ def mig_sampled(data, posterior: Represent, rng: np.random.Generator, *, num_sam
         MIG = mean over factors k of the gap between the two largest I(z_j; v_k) / H(v_k).
     Chen leaves dSprites' shape factor out: ``factor_indices=(1, 2, 3, 4)`` reproduces that (default: every
     factor with more than one value). Needs a full grid with uniform factors, as dSprites is. The cost is
-    num_samples · N · d · (1 + K) log-densities (3.7e11 for dSprites at Chen's 10,000 samples): about 15
-    minutes on the project's 2-core CPU; a GPU should need seconds (not measured yet). ``num_samples=1000`` is ten times cheaper, at a
-    larger Monte-Carlo error (benchmarks/README.md).
+    num_samples · N · d · (1 + K) log-densities (3.7e11 for dSprites at Chen's 10,000 samples): 12 minutes on
+    the project's 2-core CPU; a GPU should need seconds (not measured yet). ``num_samples=1000`` is ten
+    times cheaper, and on the demo model came within 0.001 of the 10,000-sample score (benchmarks/README.md).
 
     Returns {"mig", "mutual_info" (K chosen factors × d, normalised), "factor_indices"}.
     """
