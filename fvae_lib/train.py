@@ -513,14 +513,22 @@ def _truncate_history(path: Path, step: int) -> None:
         atomic_write_bytes(path, "".join(kept).encode())
 
 
+def vae_for_state(state: dict) -> VAE:
+    """An untrained VAE with the shape of a saved state dict: latents, channels (1 for dSprites, 3 for colour
+    data) and hidden width (128, or 256 in the paper's colour variant) are read off the weights."""
+    z_dim = state["decoder.fc.0.weight"].shape[1]
+    return VAE(z_dim, channels=state["encoder.convs.0.weight"].shape[1], hidden=state["encoder.fc.1.weight"].shape[0])
+
+
 def load_snapshots(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> list[tuple[int, VAE]]:
     """(step, VAE in eval mode) for every snapshot of a run, in step order."""
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
     out = []
     for path in sorted((run_dir / "snapshots").glob("step_*.pt")):
         state = torch.load(path, map_location=device, weights_only=True)
-        vae = VAE(config.z_dim).to(device)
+        vae = vae_for_state(state["vae"]).to(device)
         vae.load_state_dict(state["vae"])
         out.append((int(state["step"]), vae.eval()))
     return out
@@ -530,6 +538,6 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -
     """The trained VAE of a run folder (in eval mode) and its config."""
     state = load_checkpoint(run_dir, map_location=device)
     config = TrainConfig.from_dict(state["config"])
-    vae = VAE(config.z_dim).to(device)
+    vae = vae_for_state(state["vae"]).to(device)
     vae.load_state_dict(state["vae"])
     return vae.eval(), config

@@ -41,3 +41,13 @@ def test_encoder_and_decoder_sizes_match_the_paper_table():
     assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(32, (4, 4), (2, 2))] * 2 + [(64, (4, 4), (2, 2))] * 2
     deconvs = [m for m in dec.deconvs if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [c.out_channels for c in deconvs] == [64, 32, 32, 1]
+
+
+def test_a_vae_is_rebuilt_from_its_saved_weights_whatever_its_shape():
+    from fvae_lib.train import vae_for_state
+
+    for z_dim, channels, hidden in ((10, 1, 128), (6, 3, 256)):
+        state = VAE(z_dim, channels=channels, hidden=hidden).state_dict()
+        rebuilt = vae_for_state(state)
+        rebuilt.load_state_dict(state)  # raises on any shape mismatch
+        assert (rebuilt.encoder.z_dim, rebuilt.encoder.convs[0].in_channels) == (z_dim, channels)
