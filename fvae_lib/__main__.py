@@ -74,7 +74,8 @@ def cmd_evaluate(args) -> int:
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown or not metrics:
         raise ConfigError(f"--metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRICS)}")
-    result = evaluate_run(run, settings=args.settings, seed=args.seed, device=args.device, metrics=metrics)
+    result = evaluate_run(run, settings=args.settings, seed=args.seed, device=args.device, metrics=metrics,
+                          progress=not args.no_progress)
     if "grid_encoding_seconds" in result:
         print(f"encoded every image once, for all metrics, in {result['grid_encoding_seconds']} s")
     print(json.dumps(result["metrics"], indent=1))
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--metrics", default="factor_vae,beta_vae,mig,dci",
                    help="comma-separated, from factor_vae, beta_vae, mig, dci and mig_sampled (Chen's MIG estimator; "
                         "about 12 minutes on a 2-core CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")

@@ -42,7 +42,8 @@ METRICS = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mi
 
 
 def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
-                 data=None, device: str = "auto", figures: bool = True, encode_grid: bool | None = None) -> dict:
+                 data=None, device: str = "auto", figures: bool = True, encode_grid: bool | None = None,
+                 progress: bool = False) -> dict:
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
     metrics: any of factor_vae, beta_vae, mig, dci (the default four) and mig_sampled (Chen's MIG estimator:
@@ -52,6 +53,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         encode more images than the dataset holds). Default: exactly then, as with the ``full`` settings,
         and always with mig_sampled.
     device: where the encoder runs; "auto" is the GPU when there is one.
+    progress: tqdm bars for the long steps (grid encoding, mig_sampled) and a line as each metric starts.
     Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
     """
     run_dir = Path(run_dir)
@@ -72,17 +74,19 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     if encode_grid or posterior:
         t0 = time.perf_counter()
         if posterior:  # one pass gives both: the means are the first half of the posterior columns
-            posteriors = EncodedGrid.encode(data, encoder_representation(vae, output="posterior"))
+            posteriors = EncodedGrid.encode(data, encoder_representation(vae, output="posterior"), progress=progress)
             source = EncodedGrid(data, posteriors.codes[:, : posteriors.codes.shape[1] // 2])
         else:
-            source = EncodedGrid.encode(data, represent)
+            source = EncodedGrid.encode(data, represent, progress=progress)
         source_represent = source.represent
         result["grid_encoding_seconds"] = round(time.perf_counter() - t0, 2)
     for name in metrics:
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, list(METRICS).index(name)])  # a metric's stream doesn't depend on the others
+        if progress:
+            print(f"scoring {name} ...", flush=True)
         if name == "mig_sampled":
-            scores = mig_sampled(posteriors, posteriors.represent, rng, **chosen[name])
+            scores = mig_sampled(posteriors, posteriors.represent, rng, progress=progress, **chosen[name])
         else:
             scores = METRICS[name](source, source_represent, rng, **chosen[name])
         result["metrics"][name] = {**scores, "seconds": round(time.perf_counter() - t0, 2)}
