@@ -37,7 +37,7 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
 
     On a CPU the images go in as channels_last, the layout oneDNN's convolutions prefer (same result).
     batch_size: default 128 on a CPU (larger batches were slower on the project's CPU: their activations
-        leave the cache), 2048 on a GPU (small batches leave it idle).
+        leave the cache), 2048 on a GPU (small batches leave it idle; not measured yet).
     dtype: optionally run the encoder under autocast (e.g. ``torch.bfloat16`` on a CPU with bf16 units);
         the default fp32 keeps the codes exactly as the metrics' definitions assume.
     freeze: encode with a frozen TorchScript copy of the encoder, whose convolution weights are packed
