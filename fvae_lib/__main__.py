@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from .data import DatasetError, DSprites, default_data_dir
-from .train import DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig, Trainer, TrainingDiverged, read_history
+from .train import (DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig, Trainer, TrainingDiverged, read_config,
+                    read_history)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def cmd_train(args) -> int:
                      batch_size=args.batch_size, data_source=args.source, precision=args.precision,
                      channels_last=args.channels_last)
     if args.resume and (out / "config.json").exists():
-        saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+        saved = read_config(out)
         given = {k: v for k, v in overrides.items() if v is not None and not (k == "data_source" and v == "auto")}
         given.update({k: v for k, v in (("model", args.model), ("preset", args.preset)) if v is not None})
         config = TrainConfig.from_dict({**saved.to_dict(), **given, "device": args.device})

@@ -272,14 +272,24 @@ def _ensure_writable(folder: Path) -> None:
         ) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers see all or nothing."""
+def write_temporary(path: Path, data: bytes) -> Path:
+    """Write ``data`` whole and synced to a temporary file beside ``path``; the caller renames it into place."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers see all or nothing."""
+    os.replace(write_temporary(path, data), path)
+
+
+def grid_sizes(steps: dict[str, int] | None = None) -> tuple[int, ...]:
+    """Factor sizes of the dSprites grid reduced by ``steps`` (every step-th class of the named factors)."""
+    return tuple(len(g) for g in _reduce_grid([np.arange(s) for s in FULL_SIZES], steps))
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .models import Discriminator
-from .objectives import discriminator_loss, permute_dims, total_correlation_estimate
+from .objectives import discriminator_loss, kl_per_dimension, permute_dims, total_correlation_estimate
 
 
 def gaussian_total_correlation(cov) -> float:
@@ -97,7 +97,7 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
 
     q(z) is the mixture (1/N) Σ_n q(z|x_n) and q(z_j) its marginals. Draw n uniformly and z ~ q(z|x_n)
     ``num_samples`` times; then, in nats,
-        avg_kl            E_n KL(q(z|x_n) ‖ p(z))                  closed form
+        avg_kl            E_n KL(q(z|x_n) ‖ p(z))                  closed form (per latent: avg_kl_per_dim)
         mutual_info       I(x; z) = E[log q(z|x_n) − log q(z)]       (at most log N)
         marginal_kl       KL(q(z) ‖ p(z)) = E[log q(z) − log p(z)]
         total_correlation TC = E[log q(z) − Σ_j log q(z_j)]
@@ -119,11 +119,12 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
         log_qzj.append(torch.logsumexp(lp, dim=1) - np.log(n))  # (c, d): log q(z_j)
     log_qzx, log_qz, log_qzj = torch.cat(log_qzx), torch.cat(log_qz), torch.cat(log_qzj)
     log_pzj = -0.5 * (_LOG_2PI + z.pow(2))  # (S, d)
-    avg_kl = float((0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)).sum(1).mean())
+    avg_kl_per_dim = kl_per_dimension(mu, logvar).mean(0)  # (d,) closed form
     mc_terms = log_qzx - log_pzj.sum(1)  # per-sample estimate of avg_kl
     dimwise = (log_qzj - log_pzj).mean(0)
     return {
-        "avg_kl": avg_kl,
+        "avg_kl": float(avg_kl_per_dim.sum()),
+        "avg_kl_per_dim": avg_kl_per_dim.tolist(),
         "mutual_info": float((log_qzx - log_qz).mean()),
         "marginal_kl": float((log_qz - log_pzj.sum(1)).mean()),
         "total_correlation": float((log_qz - log_qzj.sum(1)).mean()),

@@ -96,14 +96,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         codes, factors = sample_codes(source, source_represent, 5000, np.random.default_rng([seed, 7]))
         write_run_figures(run_dir, vae, data, read_history(run_dir))
         save_figure(latents_vs_factors(codes, factors, data), run_dir / "latents_vs_factors.png")
-        avg_kl = _avg_kl_per_dim(vae, data, seed)
-        save_figure(kl_bars(avg_kl), run_dir / "kl_per_latent.png")
+        save_figure(kl_bars(np.array(result["decomposition"]["avg_kl_per_dim"])), run_dir / "kl_per_latent.png")
         result["figures"] = sorted(p.name for p in run_dir.glob("*.png"))
     return result
 
-
-def _avg_kl_per_dim(vae, data, seed: int) -> np.ndarray:
-    from .plots import encode_stats
-
-    x = data.sample_observations(data.sample_factors(1000, np.random.default_rng([seed, 8])))
-    return encode_stats(vae, x)[1].numpy()

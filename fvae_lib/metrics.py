@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .decomposition import _LOG_2PI
+
 Represent = Callable[[torch.Tensor], np.ndarray]
 
 
@@ -404,9 +406,6 @@ def mig(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
     top = np.sort(m, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros_like(top[0])
     return {"mig": float(np.mean((top[0] - second) / entropy))}
-
-
-_LOG_2PI = float(np.log(2 * np.pi))
 
 
 def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, num_samples: int,

@@ -11,7 +11,6 @@ the sizes:
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, load_checkpoint, load_model, read_history
+from .train import TrainConfig, Trainer, load_checkpoint, load_model, read_config, read_history
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     run = run_folder(name, mode)
     config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
     if is_finished(run):
-        saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        saved = read_config(run)
         differs = config.defining_differences(saved)
         if differs:
             raise ValueError(f"{run} holds a run with other settings ({sorted(differs)}); delete it or use another name")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .data import FULL_SIZES, FACTOR_NAMES, BatchSampler, DSprites, atomic_write_bytes
+from .data import BatchSampler, DSprites, atomic_write_bytes, grid_sizes, write_temporary
 from .models import VAE, Discriminator
 from .objectives import (
     discriminator_accuracy,
@@ -139,8 +139,7 @@ class TrainConfig:
         return {k for k in mine if mine[k] != theirs[k]} - self.RESUMABLE_CHANGES
 
     def dataset_size(self) -> int:
-        steps = self.data_steps or {}
-        return math.prod(len(range(0, size, int(steps.get(name, 1)))) for name, size in zip(FACTOR_NAMES, FULL_SIZES))
+        return math.prod(grid_sizes(self.data_steps))
 
     def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -163,7 +162,10 @@ class TrainConfig:
         need(self.compile in COMPILE_MODES, f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         need(self.precision in ("auto", "fp32", "bf16"), f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         need(self.data_source in ("auto", "real", "replica"), f"data_source must be auto, real or replica, got {self.data_source!r}")
-        size = self.dataset_size()
+        try:
+            size = self.dataset_size()
+        except ValueError as err:
+            raise ConfigError(f"data_steps: {err}") from None
         need(self.batch_size <= size, f"batch_size {self.batch_size} is larger than the dataset ({size} images)")
 
 
@@ -222,10 +224,7 @@ class Trainer:
         self.out = Path(out_dir)
         cfg_path = self.out / "config.json"
         if cfg_path.exists():
-            try:
-                saved = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-            except (ValueError, TypeError) as err:
-                raise ConfigError(f"{cfg_path} is not a readable run config ({err})") from None
+            saved = read_config(self.out)
             if not resume:
                 raise ConfigError(
                     f"{self.out} already holds a {saved.model} run (preset {saved.preset}); "
@@ -428,11 +427,7 @@ class Trainer:
         path = self.out / "checkpoint.pt"
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = write_temporary(path, buf.getbuffer())
         if path.exists():
             os.replace(path, self.out / "checkpoint-prev.pt")
         os.replace(tmp, path)
@@ -460,6 +455,15 @@ class Trainer:
         self.noise.set_state(state["noise"])
         self.step = int(state["step"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+
+
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig saved in a run folder's config.json."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{path} is not a readable run config ({err})") from None
 
 
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:

@@ -224,6 +224,7 @@ def test_nan_stops_the_run_naming_step_and_term_and_keeps_the_last_good_checkpoi
         (dict(batch_size=20000), "larger than the dataset"),
         (dict(checkpoint_every=15), "multiple of log_every"),
         (dict(precision="fp8"), "precision"),
+        (dict(data_steps={"colour": 2}), "data_steps: steps names unknown factors"),
     ],
 )
 def test_bad_configs_are_refused(overrides, message):
