@@ -5,16 +5,64 @@ import io
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .data import atomic_write_bytes
 
+if TYPE_CHECKING:  # matplotlib is imported lazily; the annotations say which functions return a figure
+    from matplotlib.figure import Figure
 
-def _figure(*args, **kwargs):
+
+def _figure(*args, **kwargs) -> Figure:
     # Figure() rather than pyplot.figure(): no global state, works headless, nothing to close.
     from matplotlib.figure import Figure
 
     return Figure(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Showing figures in notebooks, whatever the matplotlib backend
+# --------------------------------------------------------------------------------------------------
+
+_FIGURE_MIME_TYPES = ("image/png", "image/svg+xml", "image/jpeg", "application/pdf")
+
+
+def figure_png(fig, dpi: int | None = None) -> bytes:
+    """The figure as PNG bytes, cropped to its content (what a notebook shows and a widget displays)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def show_figures_in_notebooks() -> bool:
+    """Make a bare ``Figure`` display as a picture in the running IPython kernel; True if it now does.
+
+    The library's figures are ``matplotlib.figure.Figure`` objects built without pyplot (no global state).
+    IPython shows such an object as a picture only once something has registered a display formatter for
+    it, which matplotlib's inline backend does when pyplot is first imported; before that, or under
+    another backend (``MPLBACKEND=Agg``), a cell ending in a figure prints ``<Figure size ... with N
+    Axes>``. This registers a PNG formatter for ``Figure`` in the kernel, unless one is registered already
+    (an inline backend's own choice, SVG or retina, is kept; pyplot's later import replaces ours cleanly).
+    Called when :mod:`fvae_lib` is imported; does nothing outside IPython. Works the same in JupyterLab,
+    the classic Notebook, VS Code and Colab, which all run IPython kernels.
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return False
+    if any(formatters[m].for_type_by_name("matplotlib.figure", "Figure") is not None
+           for m in _FIGURE_MIME_TYPES if m in formatters):
+        return True
+    formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", figure_png)
+    return True
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -27,7 +75,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
-def factor_samples(data, per_factor: int = 8, base: np.ndarray | None = None):
+def factor_samples(data, per_factor: int = 8, base: np.ndarray | None = None) -> Figure:
     """One row per factor: images that vary only that factor, the others held at ``base``.
 
     Args:
@@ -86,7 +134,7 @@ def encode_stats(vae, x):
         return mu.float().cpu(), kl_per_dimension(mu.float(), logvar.float()).mean(0).cpu()
 
 
-def reconstructions(vae, data, n: int = 8, rng: np.random.Generator | None = None):
+def reconstructions(vae, data, n: int = 8, rng: np.random.Generator | None = None) -> Figure:
     """Top row: dataset images; bottom row: the decoder's Bernoulli means at the encoder means."""
     import torch
 
@@ -130,7 +178,7 @@ def traversal_images(vae, x, values, order=None):
     return imgs.reshape(len(order), len(values), *imgs.shape[-2:])
 
 
-def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.Generator | None = None):
+def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.Generator | None = None) -> Figure:
     """One row per latent, ordered by its average KL to the prior (most informative first).
 
     Each row decodes one image's mean code with that latent swept over [-limit, limit]; latents with
@@ -158,7 +206,7 @@ def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.
     return fig
 
 
-def kl_bars(kl, ax=None):
+def kl_bars(kl, ax=None) -> Figure:
     """Bar chart of the average KL of every latent to the prior, collapsed ones in grey."""
     kl = np.asarray(kl)
     fig = None
@@ -177,7 +225,7 @@ def kl_bars(kl, ax=None):
 # --------------------------------------------------------------------------------------------------
 
 
-def training_curves(history: list[dict]):
+def training_curves(history: list[dict]) -> Figure:
     """Reconstruction, KL, TC estimate and discriminator loss/accuracy against the iteration."""
     if not history:
         raise ValueError("the history is empty: the run has logged nothing yet")
@@ -237,7 +285,7 @@ def mean_code_by_factor(codes: np.ndarray, factors: np.ndarray, factor_sizes) ->
     return out
 
 
-def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, max_latents: int = 10):
+def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, max_latents: int = 10) -> Figure:
     """Mean code of each latent (rows) against each factor's value (columns).
 
     A disentangled latent moves with exactly one factor and stays flat against the others. Rows are
@@ -267,14 +315,24 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
 # --------------------------------------------------------------------------------------------------
 
 
+def decoded_image_png(vae, code, size_inches: float = 2.4) -> bytes:
+    """PNG bytes of the decoder's Bernoulli mean for one latent code (what the explorer displays)."""
+    fig = _figure(figsize=(size_inches, size_inches))
+    ax = fig.subplots()
+    ax.imshow(decode_codes(vae, [code])[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    return figure_png(fig)
+
+
 def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: float = 3.0):
     """A slider per latent and the decoded image, updating as the sliders move.
 
-    Starts at the mean code of one dataset image. Needs a live kernel; :func:`traversals` is the static
-    figure of the same decoding (:func:`decode_codes`), for a notebook read without one.
+    Starts at the mean code of one dataset image. The picture is an ``ipywidgets.Image`` holding PNG
+    bytes, so it shows under any matplotlib backend and touches no pyplot state. Needs a live kernel;
+    :func:`traversals` is the static figure of the same decoding (:func:`decode_codes`), for a notebook
+    read without one.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     rng = rng or np.random.default_rng(0)
     x = data.sample_observations(data.sample_factors(256, rng))
@@ -283,17 +341,12 @@ def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: fl
     sliders = [widgets.FloatSlider(value=float(v), min=-limit, max=limit, step=0.05,
                                    description=f"z{j} ({kl[j]:.1f})", continuous_update=True,
                                    style={"description_width": "70px"}) for j, v in enumerate(start)]
-    out = widgets.Output()
+    image = widgets.Image(format="png", layout=widgets.Layout(width="240px"))
 
     def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(2.6, 2.6))
-            ax.imshow(decode_codes(vae, [[s.value for s in sliders]])[0], cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            plt.show()
+        image.value = decoded_image_png(vae, [s.value for s in sliders])
 
     for s in sliders:
         s.observe(redraw, names="value")
     redraw()
-    return widgets.HBox([widgets.VBox(sliders), out])
+    return widgets.HBox([widgets.VBox(sliders), image])

@@ -42,12 +42,51 @@ def test_training_curves():
         plots.training_curves([])
 
 
-def test_latent_explorer_builds_a_slider_per_latent(vae, small_replica):
+def test_latent_explorer_builds_a_slider_per_latent_and_redraws(vae, small_replica):
     import ipywidgets as widgets
 
     box = plots.latent_explorer(vae, small_replica)
     sliders = [w for w in box.children[0].children if isinstance(w, widgets.FloatSlider)]
-    assert len(sliders) == 10
-    sliders[0].value = 1.5  # moving a slider redraws without error
+    image = box.children[1]
+    assert len(sliders) == 10 and isinstance(image, widgets.Image)
+    before = image.value
+    assert before[:4] == b"\x89PNG"
+    sliders[0].value, sliders[1].value = -3.0, 3.0  # moving sliders redraws the picture
+    assert image.value[:4] == b"\x89PNG" and image.value != before
     img = plots.decode_codes(vae, [[s.value for s in sliders]])
     assert img.shape == (1, 64, 64) and 0 <= img.min() and img.max() <= 1
+
+
+@pytest.fixture
+def ipython_shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+def test_figures_display_as_pictures_in_a_kernel_whatever_the_backend(ipython_shell):
+    fig = plots.kl_bars([1.0, 0.2])
+    data, _ = ipython_shell.display_formatter.format(fig)
+    assert "image/png" not in data and data["text/plain"].startswith("<Figure size")  # what learners saw
+    assert plots.show_figures_in_notebooks()
+    data, _ = ipython_shell.display_formatter.format(fig)
+    assert data["image/png"][:4] == b"\x89PNG"
+    assert plots.show_figures_in_notebooks()  # idempotent
+
+
+def test_an_inline_backends_own_figure_format_is_kept(ipython_shell):
+    svg = ipython_shell.display_formatter.formatters["image/svg+xml"]
+    svg.for_type(Figure, lambda fig: "<svg/>")
+    assert plots.show_figures_in_notebooks()
+    data, _ = ipython_shell.display_formatter.format(plots.kl_bars([1.0]))
+    assert data["image/svg+xml"] == "<svg/>" and "image/png" not in data
+
+
+def test_outside_ipython_nothing_is_registered():
+    import subprocess
+    import sys
+
+    code = "import fvae_lib.plots as p, sys; assert 'IPython' not in sys.modules; print(p.show_figures_in_notebooks())"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
