@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The constraints file pins torch==2.13.0: on this project's CPU machines that is a wheel on disk.
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# JupyterLab (the lab extra) is installed too: the browser test runs the notebooks in it.
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,12 +20,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m fvae_lib demo
 
+# The browser test (tests/test_browser.py) needs a Chromium; without one it is skipped, and said so here.
+CHROMIUM := $(or $(FVAE_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
+
 test: $(STAMP)
+	@test -n "$(CHROMIUM)" || echo "make test: the browser test will be skipped (no Chromium); to enable it: apt-get install -y chromium chromium-driver"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
-	$(PY) -m jupyter lab
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
