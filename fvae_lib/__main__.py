@@ -52,7 +52,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     overrides = dict(gamma=args.gamma, beta=args.beta, seed=args.seed, iterations=args.iterations,
                      batch_size=args.batch_size, data_source=args.source, precision=args.precision,
-                     channels_last=args.channels_last)
+                     channels_last=args.channels_last, threads=args.threads)
     if args.resume and (out / "config.json").exists():
         saved = read_config(out)
         given = {k: v for k, v in overrides.items() if v is not None and not (k == "data_source" and v == "auto")}
@@ -85,7 +85,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Dataset summary and factor figure, then a FactorVAE run (cpu preset; paper on a GPU) with its figures."""
+    """Dataset summary and factor figure, then a FactorVAE run (cpu preset; gpu on a GPU) with its figures."""
     from .plots import factor_samples, save_figure
 
     out = Path(args.out)
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("train", help="train FactorVAE or beta-VAE into a run folder (resumable)")
     p.add_argument("--model", choices=MODELS, help="default: factorvae")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="default: paper on a GPU, cpu elsewhere")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: gpu (minutes) on a GPU, cpu elsewhere; paper is the paper's 3e5 iterations")
     p.add_argument("--gamma", type=float, help=f"TC weight (FactorVAE; default {DEFAULT_GAMMA})")
     p.add_argument("--beta", type=float, help="KL weight (default 1 for factorvae, 4 for betavae)")
     p.add_argument("--seed", type=int)
@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto (default): bf16 autocast on CPUs with native bf16, else fp32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: with the CPU fast path)")
+    p.add_argument("--threads", type=int, help="CPU threads: 0 (default) uses the cores no other process is busy on, "
+                   "re-checked as training goes; N pins N (for bit-for-bit reproducibility on a shared machine)")
     p.add_argument("--out", required=True, help="the run folder, e.g. runs/fvae_g35_s0")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)
-    p.add_argument("--preset", choices=sorted(PRESETS), help="default: paper on a GPU, cpu elsewhere")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: gpu (minutes) on a GPU, cpu elsewhere; paper is the paper's 3e5 iterations")
     p.add_argument("--out", default="runs/demo", help="where results go (default: runs/demo)")
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)

@@ -5,21 +5,27 @@ the sizes:
 
     smoke  seconds on a CPU: tests and CI (``FVAE_MODE=smoke``), a reduced dSprites grid, tens of steps
     cpu    minutes on a laptop CPU: the full grid, a few thousand steps, the CPU fast path
-    paper  a GPU: the paper's 3e5 iterations at batch 64, disentanglement_lib's metric sample counts
+    gpu    minutes on a GPU (Colab's T4 included): 20,000 iterations per run, a fifteenth of the paper's
+    paper  hours on a GPU: the paper's 3e5 iterations at batch 64, disentanglement_lib's metric sample
+           counts; only when asked for by name
 
-``FVAE_MODE`` in the environment wins; otherwise ``paper`` on a GPU and ``cpu`` elsewhere.
+``FVAE_MODE`` in the environment wins; otherwise ``gpu`` on a GPU and ``cpu`` elsewhere. Before a
+notebook trains, :func:`training_plan` prints which runs it will train or reuse, their iterations and a
+time estimated from a short measured rate on this device.
 """
 from __future__ import annotations
 
 import os
 import platform
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, load_checkpoint, load_model, read_config, read_history
+from .train import TrainConfig, Trainer, default_preset, load_checkpoint, load_model, read_config, read_history
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,6 @@ class Mode:
     metric_settings: str  # "quick" or "full" (fvae_lib.evaluate.METRIC_SETTINGS)
     trained_enough: bool  # do models trained in this mode show the paper's effects?
     betas: tuple = (1.0, 4.0, 16.0)
-    gammas: tuple = (35.0,)
     sweep_betas: tuple = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)
     sweep_gammas: tuple = (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)
     sweep_seeds: tuple = (0, 1, 2)
@@ -40,13 +45,15 @@ MODES = {
                   sweep_betas=(1.0, 16.0), sweep_gammas=(10.0, 100.0), sweep_seeds=(0,)),
     "cpu": Mode("cpu", "cpu", "quick", trained_enough=True,
                 sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0,)),
+    "gpu": Mode("gpu", "gpu", "quick", trained_enough=True,
+                sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0,)),
     "paper": Mode("paper", "paper", "full", trained_enough=True),
 }
 
 
 def run_mode(requested: str | None = None) -> Mode:
-    """The mode in force: ``$FVAE_MODE``, else ``requested``, else paper on a GPU and cpu elsewhere."""
-    name = os.environ.get("FVAE_MODE") or requested or ("paper" if torch.cuda.is_available() else "cpu")
+    """The mode in force: ``$FVAE_MODE``, else ``requested``, else gpu on a GPU and cpu elsewhere."""
+    name = os.environ.get("FVAE_MODE") or requested or default_preset(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if name not in MODES:
         raise ValueError(f"unknown run mode {name!r}; choose one of {sorted(MODES)} (FVAE_MODE or the notebook's MODE)")
     return MODES[name]
@@ -73,7 +80,28 @@ def environment_report(mode: Mode | None = None) -> dict:
     if mode is not None:
         report["mode"] = mode.name
         report["training preset"] = mode.preset
+    report["runs folder"] = str(runs_dir())
+    if in_colab() and not str(runs_dir()).startswith("/content/drive"):
+        report["note"] = ("Colab's disk is wiped when the runtime ends; to keep trained runs, run "
+                          "`from fvae_lib.notebook import keep_runs_on_drive; keep_runs_on_drive()` first")
     return report
+
+
+def keep_runs_on_drive(folder: str = "fvae-runs") -> Path:
+    """On Colab: mount Google Drive and keep runs in ``MyDrive/<folder>``, so they outlive the runtime.
+
+    Sets ``FVAE_RUNS_DIR`` for this kernel; every notebook that calls it reuses the runs found there.
+    """
+    if not in_colab():
+        raise RuntimeError("keep_runs_on_drive() is for Colab; elsewhere set FVAE_RUNS_DIR to any folder")
+    from google.colab import drive  # noqa: PLC0415 -- exists only on Colab
+
+    drive.mount("/content/drive")
+    path = Path("/content/drive/MyDrive") / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["FVAE_RUNS_DIR"] = str(path)
+    print(f"runs are kept in {path} (Google Drive)")
+    return path
 
 
 def runs_dir() -> Path:
@@ -99,6 +127,139 @@ def is_finished(run: Path) -> bool:
     return int(state["step"]) >= int(state["config"]["iterations"])
 
 
+# --------------------------------------------------------------------------------------------------
+# The plan: what a notebook will train, and how long it should take here
+# --------------------------------------------------------------------------------------------------
+
+_RATES: dict[tuple, tuple[float, float]] = {}  # (model, preset, device, precision) -> (it/s, GFLOP per iteration)
+_ANNOUNCED: set[Path] = set()  # run folders whose training a printed plan has announced
+
+
+def measure_rate(config: TrainConfig, data=None, steps: int = 8) -> tuple[float, float]:
+    """(iterations per second, GFLOP per iteration) of ``config``'s training step on this device.
+
+    A few real steps of a throwaway trainer after two warm-up steps (FLOPs of one step counted by torch's
+    FlopCounterMode: matmuls and convolutions). Cached per model, preset, device and precision.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    key = (config.model, config.preset, config.device, config.precision)
+    if key not in _RATES:
+        with tempfile.TemporaryDirectory() as folder:
+            trainer = Trainer(config, folder, data=data, progress=False)
+            cuda = trainer.device.type == "cuda"
+            with FlopCounterMode(display=False) as counter:
+                trainer.train_step()
+            trainer.train_step()
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step()
+            if cuda:
+                torch.cuda.synchronize()
+            _RATES[key] = (steps / (time.perf_counter() - t0), counter.get_total_flops() / 1e9)
+    return _RATES[key]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class PlannedRun:
+    name: str
+    config: TrainConfig
+    folder: Path
+    done: int  # iterations already trained (a finished run: all of them)
+    it_per_s: float | None = None
+    gflop_per_it: float | None = None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.config.iterations - self.done)
+
+    @property
+    def seconds(self) -> float:
+        return self.remaining / self.it_per_s if self.remaining and self.it_per_s else 0.0
+
+
+class TrainingPlan(list):
+    """The runs a notebook needs, with what is already trained and the time the rest should take here."""
+
+    def __init__(self, runs, mode: "Mode"):
+        super().__init__(runs)
+        self.mode = mode
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self)
+
+    def __str__(self) -> str:
+        device = resolve_device_name()
+        lines = [f"Training plan, mode {self.mode.name!r} on {device}; runs in {runs_dir() / self.mode.name}"]
+        for r in self:
+            what = r.config.model + (f" gamma={r.config.gamma:g}" if r.config.model == "factorvae" else f" beta={r.config.beta:g}")
+            if not r.remaining:
+                status = f"finished ({r.config.iterations:,} iterations): reused"
+            elif r.done:
+                status = f"resumes at {r.done:,}: {r.remaining:,} of {r.config.iterations:,} iterations, about {_duration(r.seconds)}"
+            else:
+                status = f"trains {r.config.iterations:,} iterations, about {_duration(r.seconds)}"
+            lines.append(f"  {r.name:<16} {what:<22} {status}")
+        rates = {(r.config.model): (r.it_per_s, r.gflop_per_it) for r in self if r.it_per_s}
+        for model, (rate, gflop) in rates.items():
+            lines.append(f"  measured here: {model} {rate:.1f} it/s ({gflop:.1f} GFLOP per iteration, {rate * gflop:.0f} GFLOP/s)")
+        todo = [r for r in self if r.remaining]
+        lines.append(f"Total: about {_duration(self.seconds)} of training" if todo else "Nothing to train: every run is reused.")
+        if todo and in_colab() and not str(runs_dir()).startswith("/content/drive"):
+            lines.append("Colab's disk is wiped when the runtime ends: keep_runs_on_drive() (fvae_lib.notebook) keeps runs on Drive.")
+        if todo and self.mode.name != "paper" and self.seconds > 600:
+            lines.append("That is long for a notebook: a smaller mode (MODE = 'smoke') runs in seconds.")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def resolve_device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _done_steps(run: Path) -> int:
+    try:
+        return int(load_checkpoint(run)["step"])
+    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: nothing trained yet
+        return 0
+
+
+def training_plan(runs, mode: "Mode", data=None, announce: bool = True) -> TrainingPlan:
+    """Which of ``runs`` will be trained, resumed or reused, and how long training should take on this device.
+
+    Args:
+        runs: (name, model, overrides) triples, as :func:`load_or_train` takes them.
+        mode: the run mode.
+        data: the dataset, to time the step without loading it again.
+        announce: remember these runs as announced, so :func:`load_or_train` does not print them again.
+    """
+    planned = []
+    for name, model, overrides in runs:
+        config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
+        folder = run_folder(name, mode)
+        run = PlannedRun(name, config, folder, _done_steps(folder))
+        if run.remaining:
+            run.it_per_s, run.gflop_per_it = measure_rate(config, data)
+        planned.append(run)
+        if announce:
+            _ANNOUNCED.add(folder)
+    return TrainingPlan(planned, mode)
+
+
 def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: bool = True, data=None, **overrides):
     """Reuse the finished run ``runs/<mode>/<name>``, or train (or finish) it.
 
@@ -115,6 +276,8 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
             raise ValueError(f"{run} holds a run with other settings ({sorted(differs)}); delete it or use another name")
         vae, config = load_model(run)
         return vae, config, read_history(run)
+    if run not in _ANNOUNCED:  # say what is about to happen, and how long it should take
+        print(training_plan([(name, model, overrides)], mode, data=data))
     trainer = Trainer(config, run, resume=(run / "config.json").exists(), data=data, progress=progress)
     trainer.run()
     return trainer.vae.eval(), config, read_history(run)

@@ -25,6 +25,7 @@ import torch
 
 from .data import BatchSampler, DSprites, atomic_write_bytes, grid_sizes, write_temporary
 from .models import VAE, Discriminator
+from .threads import ThreadPolicy
 from .objectives import (
     discriminator_accuracy,
     discriminator_loss,
@@ -54,6 +55,10 @@ SMOKE_GRID = {"orientation": 4, "posX": 4, "posY": 4}  # 3 x 6 x 10 x 8 x 8 = 11
 PRESETS: dict[str, dict] = {
     # The paper: batch 64, 3e5 iterations (each one VAE update and one discriminator update), full grid.
     "paper": dict(batch_size=64, iterations=300_000, log_every=200, checkpoint_every=10_000, snapshot_every=25_000),
+    # Minutes on a GPU (the default there: a Colab T4 or a workstation), a fifteenth of the paper's iterations.
+    # 12.2 GFLOP per FactorVAE iteration (benchmarks/README.md) puts 20,000 iterations at about 2 minutes on
+    # a T4 if it sustains 2 TFLOP/s: an estimate, not a measurement; notebooks print a measured one first.
+    "gpu": dict(batch_size=64, iterations=20_000, log_every=100, checkpoint_every=2_000, snapshot_every=2_000),
     # A few minutes on a 2-core CPU: enough for shapes and positions to appear in reconstructions.
     "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500, snapshot_every=500),
     # Seconds on a CPU, for tests and notebooks under test: a reduced grid and a few dozen steps.
@@ -98,13 +103,17 @@ class TrainConfig:
     precision: str = "auto"  # "fp32", "bf16" (autocast) or "auto": the fast path where it is measured to pay
     channels_last: bool | None = None  # None: the fast path's choice for the device
     compile: str = "off"  # torch.compile of the networks: off, default, reduce-overhead (CUDA graphs), max-autotune
+    threads: int = 0  # CPU threads: 0 adapts to the machine's load (fvae_lib.threads); N pins N threads
 
     @classmethod
     def from_preset(cls, preset: str | None = None, model: str = "factorvae", device: str = "auto", **overrides) -> "TrainConfig":
-        """A config from a named preset; ``preset=None`` picks ``paper`` on a GPU and ``cpu`` elsewhere."""
+        """A config from a named preset; ``preset=None`` picks ``gpu`` on a GPU and ``cpu`` elsewhere.
+
+        The paper's scale (3e5 iterations: hours) is always an explicit choice, ``preset="paper"``.
+        """
         resolved = resolve_device(device)
         if preset is None:
-            preset = "paper" if resolved.type == "cuda" else "cpu"
+            preset = default_preset(resolved)
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if model not in MODELS:
@@ -131,7 +140,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     # fields that may change when a run is resumed; the rest define the run
-    RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every", "snapshot_every"})
+    RESUMABLE_CHANGES = frozenset({"iterations", "checkpoint_every", "checkpoint_minutes", "device", "log_every", "snapshot_every",
+                                   "threads"})
 
     def defining_differences(self, other: "TrainConfig") -> set[str]:
         """Fields that define a run and differ between two configs (resumable settings aside)."""
@@ -159,6 +169,7 @@ class TrainConfig:
              f"checkpoint_every ({self.checkpoint_every}) must be a positive multiple of log_every ({self.log_every})")
         need(self.checkpoint_minutes > 0, "checkpoint_minutes must be > 0")
         need(self.snapshot_every >= 0, f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        need(self.threads >= 0, f"threads must be 0 (adapt to the machine's load) or a positive count, got {self.threads}")
         need(self.compile in COMPILE_MODES, f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
         need(self.precision in ("auto", "fp32", "bf16"), f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         need(self.data_source in ("auto", "real", "replica"), f"data_source must be auto, real or replica, got {self.data_source!r}")
@@ -167,6 +178,11 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(f"data_steps: {err}") from None
         need(self.batch_size <= size, f"batch_size {self.batch_size} is larger than the dataset ({size} images)")
+
+
+def default_preset(device: torch.device) -> str:
+    """The preset a device gets when none is named: minutes, never hours (``paper`` is asked for by name)."""
+    return "gpu" if device.type == "cuda" else "cpu"
 
 
 def cpu_has_native_bf16() -> bool:
@@ -264,6 +280,7 @@ class Trainer:
         self.step = 0
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
         self.terms = term_names(config)
+        self.thread_policy: ThreadPolicy | None = None  # set by run() on a CPU
         self._step_fn = self._factorvae_step if config.model == "factorvae" else self._betavae_step
         if config.compile != "off":
             # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
@@ -355,10 +372,21 @@ class Trainer:
         """Train until ``config.iterations``; returns the history rows logged by this call."""
         from tqdm.auto import tqdm
 
+        rows: list[dict] = []
+        # CPU threads: the cores no other process is using, re-checked as training goes (fvae_lib.threads)
+        self.thread_policy = ThreadPolicy(self.config.threads) if self.device.type == "cpu" else None
+        if self.thread_policy:
+            self.thread_policy.start()
+        try:
+            return self._run_loop(tqdm, rows)
+        finally:
+            if self.thread_policy:
+                self.thread_policy.stop()
+
+    def _run_loop(self, tqdm, rows: list[dict]) -> list[dict]:
         cfg = self.config
         width = len(self.terms) + cfg.z_dim
         window = torch.zeros(cfg.log_every, width, device=self.device)
-        rows: list[dict] = []
         t0 = time.perf_counter()
         t_window, last_save = t0, time.monotonic()
         window_start, elapsed_before = self.step, self.elapsed_s
@@ -367,6 +395,8 @@ class Trainer:
             while self.step < cfg.iterations:
                 slot = self.step - window_start
                 window[slot] = self.train_step()
+                if self.thread_policy:
+                    self.thread_policy.after_step()
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
                     self.save_snapshot()
                 if self.step % cfg.log_every and self.step != cfg.iterations:
@@ -400,6 +430,8 @@ class Trainer:
         n = len(values)
         row = {"step": self.step, **dict(zip(self.terms, means[: len(self.terms)])),
                "kl_dims": means[len(self.terms):], "it_per_s": n / max(seconds, 1e-9), "elapsed_s": self.elapsed_s}
+        if self.thread_policy:
+            row["threads"] = self.thread_policy.threads
         with open(self.out / "history.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         return row
