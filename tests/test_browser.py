@@ -207,13 +207,13 @@ def test_notebook_runs_in_jupyterlab_with_its_figures_and_widgets(lab, browser, 
         assert page.locator(".jp-OutputArea-output", has_text="Traceback").count() == 0
 
         # every picture the kernel sent is an image on the page, rendered with a size; none shown as text
+        as_text = page.locator(".jp-OutputArea-output", has_text="<Figure size")
+        assert as_text.count() == 0, f"a figure shown as text: {as_text.first.inner_text()}"
         sent = sum("image/png" in o.get("data", {}) for c in saved["cells"] if c["cell_type"] == "code" for o in c["outputs"])
         sizes = page.evaluate("""() => [...document.querySelectorAll('.jp-OutputArea-output img')]
                                         .map(i => [i.complete, i.naturalWidth, i.naturalHeight])""")
         rendered = [s for s in sizes if s[0] and s[1] > 50 and s[2] > 50]
         assert sent >= 2 and len(rendered) >= sent, f"{sent} pictures sent, {len(rendered)} rendered: {sizes}"
-        as_text = page.locator(".jp-OutputArea-output", has_text="<Figure size")
-        assert as_text.count() == 0, f"a figure shown as text: {as_text.first.inner_text()}"
 
         # the widget renders with its slider, and moving the slider changes the picture
         widget_cells = page.locator(".jp-CodeCell").filter(has=page.locator(".noUi-handle"))
