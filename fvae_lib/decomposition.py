@@ -11,22 +11,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .encoding import EncodedGrid, encoder_representation
+from .gaussians import LOG_2PI, gaussian_total_correlation, log_normal_per_dim, mixture_log_density, reparameterise  # noqa: F401
 from .models import Discriminator
 from .objectives import discriminator_loss, kl_per_dimension, permute_dims, total_correlation_estimate
-
-
-def gaussian_total_correlation(cov) -> float:
-    """TC of a Gaussian N(m, Σ) in nats:  ½ (Σ_j log Σ_jj − log det Σ) = −½ log det R,
-
-    with R the correlation matrix. 0 exactly when Σ is diagonal.
-    """
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square matrix, got shape {cov.shape}")
-    sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
-        raise ValueError("cov must be positive definite")
-    return float(0.5 * (np.log(np.diag(cov)).sum() - logdet))
 
 
 def fit_tc_discriminator(
@@ -70,89 +58,82 @@ def estimate_tc(disc: Discriminator, z: torch.Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Gaussian log densities
-# --------------------------------------------------------------------------------------------------
-
-_LOG_2PI = float(np.log(2 * np.pi))
-
-
-def log_normal_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z_d; mu_d, exp(logvar_d)) of every sample against every component, per dimension.
-
-    z: (S, d); mu, logvar: (N, d) -> (S, N, d).
-    """
-    z, mu, logvar = z[:, None, :], mu[None], logvar[None]
-    return -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
-
-
-# --------------------------------------------------------------------------------------------------
 # The KL decomposition of a trained encoder over a dataset (ELBO surgery, β-TCVAE)
 # --------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
 def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int = 2000,
-                                     generator: torch.Generator | None = None, chunk: int = 256) -> dict:
+                                     generator: torch.Generator | None = None) -> dict:
     """Monte-Carlo estimate of every term of the KL decomposition for N posteriors q(z|x_n) = N(mu_n, σ_n²).
 
-    q(z) is the mixture (1/N) Σ_n q(z|x_n) and q(z_j) its marginals. Draw n uniformly and z ~ q(z|x_n)
-    ``num_samples`` times; then, in nats,
+    q(z) is the mixture (1/N) Σ_n q(z|x_n) over **all** N posteriors given, and q(z_j) its marginals:
+    the aggregate posterior of a dataset of N images. Draw n uniformly and z ~ q(z|x_n) ``num_samples``
+    times; then, in nats,
         avg_kl            E_n KL(q(z|x_n) ‖ p(z))                  closed form (per latent: avg_kl_per_dim)
         mutual_info       I(x; z) = E[log q(z|x_n) − log q(z)]       (at most log N)
         marginal_kl       KL(q(z) ‖ p(z)) = E[log q(z) − log p(z)]
         total_correlation TC = E[log q(z) − Σ_j log q(z_j)]
         dimwise_kl        Σ_j KL(q(z_j) ‖ p(z_j)) = E[Σ_j log q(z_j) − log p(z_j)]
         dimwise_kl_per_dim  the same, one value per dimension
-    mutual_info + marginal_kl estimates avg_kl (its MC error is in ``mc_error``), and
-    total_correlation + dimwise_kl = marginal_kl exactly on the same samples.
+    mutual_info + marginal_kl estimates avg_kl (its Monte-Carlo standard error is ``mc_error``),
+    total_correlation + dimwise_kl = marginal_kl exactly on the same samples, and ``tc_error`` is the
+    standard error of total_correlation. Give every image of the dataset: a subsample of N points makes
+    q(z) a spiky mixture of N bumps that does not factorise even when the code does, which caps I(x; z) at
+    log N and pushes the rest into TC (several nats for sharp posteriors; ``tests/test_decomposition.py``).
+    The cost is num_samples · N · d log-densities, streamed (:func:`fvae_lib.gaussians.mixture_log_density`).
     """
-    mu, logvar = mu.double(), logvar.double()
     n, d = mu.shape
+    dtype = torch.float64 if n <= 50_000 else torch.float32  # float64 where it is cheap; the sums are float64
+    mu, logvar = mu.to(dtype), logvar.to(dtype)
     idx = torch.randint(n, (num_samples,), generator=generator)
-    z = mu[idx] + torch.exp(0.5 * logvar[idx]) * torch.randn(num_samples, d, generator=generator, dtype=mu.dtype)
-    log_qzx, log_qz, log_qzj = [], [], []
-    for s in range(0, num_samples, chunk):
-        lp = log_normal_per_dim(z[s : s + chunk], mu, logvar)  # (c, N, d)
-        own = idx[s : s + chunk]
-        log_qzx.append(lp[torch.arange(len(own)), own].sum(-1))  # log q(z|x_n) of the sample's own x_n
-        log_qz.append(torch.logsumexp(lp.sum(-1), dim=1) - np.log(n))  # log q(z)
-        log_qzj.append(torch.logsumexp(lp, dim=1) - np.log(n))  # (c, d): log q(z_j)
-    log_qzx, log_qz, log_qzj = torch.cat(log_qzx), torch.cat(log_qz), torch.cat(log_qzj)
-    log_pzj = -0.5 * (_LOG_2PI + z.pow(2))  # (S, d)
-    avg_kl_per_dim = kl_per_dimension(mu, logvar).mean(0)  # (d,) closed form
+    z = reparameterise(mu[idx], logvar[idx], generator)
+    log_qz, log_qzj = mixture_log_density(z, mu, logvar)
+    log_qzx = (-0.5 * (LOG_2PI + logvar[idx] + (z - mu[idx]).pow(2) * torch.exp(-logvar[idx]))).sum(1)
+    log_qz, log_qzj, log_qzx, z = log_qz.double(), log_qzj.double(), log_qzx.double(), z.double()
+    log_pzj = -0.5 * (LOG_2PI + z.pow(2))  # (S, d)
+    avg_kl_per_dim = kl_per_dimension(mu.double(), logvar.double()).mean(0)  # (d,) closed form
     mc_terms = log_qzx - log_pzj.sum(1)  # per-sample estimate of avg_kl
+    tc_terms = log_qz - log_qzj.sum(1)
     dimwise = (log_qzj - log_pzj).mean(0)
+    root = np.sqrt(num_samples)
     return {
         "avg_kl": float(avg_kl_per_dim.sum()),
         "avg_kl_per_dim": avg_kl_per_dim.tolist(),
         "mutual_info": float((log_qzx - log_qz).mean()),
         "marginal_kl": float((log_qz - log_pzj.sum(1)).mean()),
-        "total_correlation": float((log_qz - log_qzj.sum(1)).mean()),
+        "total_correlation": float(tc_terms.mean()),
         "dimwise_kl": float(dimwise.sum()),
         "dimwise_kl_per_dim": dimwise.tolist(),
-        "mc_error": float(mc_terms.std() / np.sqrt(num_samples)),
+        "mc_error": float(mc_terms.std() / root),
+        "tc_error": float(tc_terms.std() / root),
         "log_n": float(np.log(n)),
+        "num_points": n,
     }
 
 
 @torch.no_grad()
-def kl_decomposition(vae, data, rng: np.random.Generator, num_points: int = 2000, num_samples: int = 2000) -> dict:
-    """The decomposition for a trained VAE over ``num_points`` images drawn uniformly from ``data``.
+def kl_decomposition(vae, data, rng: np.random.Generator, num_samples: int = 2000, num_points: int | None = None,
+                     posteriors: EncodedGrid | None = None) -> dict:
+    """The decomposition for a trained VAE over the dataset ``data`` (the terms: :func:`kl_decomposition_from_posteriors`).
 
-    q(z) is the mixture of those points' posteriors (so I(x; z) ≤ log num_points); see
-    :func:`kl_decomposition_from_posteriors` for the terms.
+    q(z) is the aggregate posterior of **every** image of ``data`` (737,280 for dSprites; a reduced grid,
+    ``DSprites(steps=...)``, is a smaller dataset with the same structure). ``posteriors``: an
+    :class:`~fvae_lib.encoding.EncodedGrid` of ``encoder_representation(vae, output="posterior")`` codes,
+    to reuse an encoding already made. ``num_points``: use that many images drawn at random instead,
+    faster but biased (TC high by several nats for sharp posteriors; I(x; z) capped at log num_points).
     """
-    x = data.sample_observations(data.sample_factors(num_points, rng), rng)
-    device = next(vae.parameters()).device
-    was_training = vae.training
-    vae.eval()
-    mus, logvars = [], []
-    for s in range(0, num_points, 1024):
-        mu, logvar = vae.encoder(x[s : s + 1024].to(device))
-        mus.append(mu.float().cpu()), logvars.append(logvar.float().cpu())
-    vae.train(was_training)
+    if num_points is not None:
+        x = data.sample_observations(data.sample_factors(num_points, rng), rng)
+        params = encoder_representation(vae, output="posterior")(x)
+    else:
+        if posteriors is None:
+            posteriors = EncodedGrid.encode(data, encoder_representation(vae, output="posterior"))
+        params = posteriors.codes
+    params = torch.as_tensor(np.asarray(params, dtype=np.float32))
+    d = params.shape[1] // 2
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    return kl_decomposition_from_posteriors(torch.cat(mus), torch.cat(logvars), num_samples, gen)
+    return kl_decomposition_from_posteriors(params[:, :d], params[:, d:], num_samples, gen)
 
 
 # --------------------------------------------------------------------------------------------------

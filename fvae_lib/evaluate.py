@@ -10,8 +10,8 @@ import numpy as np
 
 from .data import DSprites, atomic_write_bytes
 from .decomposition import kl_decomposition
-from .metrics import (EncodedGrid, beta_vae_score, dci, encoder_representation, factor_vae_score, images_encoded, mig,
-                      mig_sampled, sample_codes)
+from .encoding import EncodedGrid, encoder_representation, sample_codes
+from .metrics import beta_vae_score, dci, factor_vae_score, images_encoded, mig, mig_sampled
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
 from .train import load_model, read_history, resolve_device
 
@@ -24,7 +24,7 @@ METRIC_SETTINGS = {
         "dci": dict(num_train=10000, num_test=5000),
         # Chen et al.'s estimator with their sample count and their dSprites factors (no shape)
         "mig_sampled": dict(num_samples=10000, factor_indices=(1, 2, 3, 4)),
-        "decomposition": dict(num_points=2000, num_samples=2000),
+        "decomposition": dict(num_samples=2000),  # q(z) over every image of the dataset
     },
     "quick": {
         "factor_vae": dict(batch_size=64, num_train=300, num_eval=200, num_variance_estimate=2000),
@@ -32,7 +32,7 @@ METRIC_SETTINGS = {
         "mig": dict(num_train=2000),
         "dci": dict(num_train=500, num_test=300),
         "mig_sampled": dict(num_samples=200, factor_indices=(1, 2, 3, 4)),
-        "decomposition": dict(num_points=500, num_samples=500),
+        "decomposition": dict(num_samples=500),
     },
 }
 
@@ -43,15 +43,17 @@ METRICS = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mi
 
 def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
                  data=None, device: str = "auto", figures: bool = True, encode_grid: bool | None = None,
-                 progress: bool = False) -> dict:
+                 decomposition: bool = True, progress: bool = False) -> dict:
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
     metrics: any of factor_vae, beta_vae, mig, dci (the default four) and mig_sampled (Chen's MIG estimator:
         q(z|x) samples of the whole dataset; about 12 minutes on a 2-core CPU in full).
-    encode_grid: encode every image of the dataset once and score all metrics from those codes
-        (:class:`fvae_lib.metrics.EncodedGrid`: the same scores, less encoding when the metrics would
-        encode more images than the dataset holds). Default: exactly then, as with the ``full`` settings,
-        and always with mig_sampled.
+    encode_grid: score the metrics from every image of the dataset encoded once
+        (:class:`fvae_lib.encoding.EncodedGrid`: the same scores as encoding on the fly). Default: whenever
+        the grid is encoded anyway (for the decomposition or mig_sampled), or the metrics would encode more
+        images than the dataset holds.
+    decomposition: estimate the KL decomposition with q(z) the aggregate posterior of every image of the
+        dataset (:func:`fvae_lib.decomposition.kl_decomposition`); this needs q(z|x) of the whole grid.
     device: where the encoder runs; "auto" is the GPU when there is one.
     progress: tqdm bars for the long steps (grid encoding, mig_sampled) and a line as each metric starts.
     Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
@@ -67,7 +69,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     represent = encoder_representation(vae)
     chosen = METRIC_SETTINGS[settings]
     result = {"run": str(run_dir), "settings": settings, "seed": seed, "metrics": {}}
-    posterior = "mig_sampled" in metrics  # it needs q(z|x) of every image: a grid of posteriors
+    posterior = decomposition or "mig_sampled" in metrics  # q(z|x) of every image: a grid of posteriors
     if encode_grid is None:
         encode_grid = posterior or images_encoded({m: chosen[m] for m in metrics}, len(data)) > len(data)
     source, source_represent, posteriors = data, represent, None
@@ -75,11 +77,13 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         t0 = time.perf_counter()
         if posterior:  # one pass gives both: the means are the first half of the posterior columns
             posteriors = EncodedGrid.encode(data, encoder_representation(vae, output="posterior"), progress=progress)
-            source = EncodedGrid(data, posteriors.codes[:, : posteriors.codes.shape[1] // 2])
+            grid = EncodedGrid(data, posteriors.codes[:, : posteriors.codes.shape[1] // 2])
         else:
-            source = EncodedGrid.encode(data, represent, progress=progress)
-        source_represent = source.represent
+            grid = EncodedGrid.encode(data, represent, progress=progress)
+        if encode_grid:
+            source, source_represent = grid, grid.represent
         result["grid_encoding_seconds"] = round(time.perf_counter() - t0, 2)
+    result["metrics_from"] = "encoded grid" if encode_grid else "encoded on the fly"
     for name in metrics:
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, list(METRICS).index(name)])  # a metric's stream doesn't depend on the others
@@ -90,13 +94,18 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         else:
             scores = METRICS[name](source, source_represent, rng, **chosen[name])
         result["metrics"][name] = {**scores, "seconds": round(time.perf_counter() - t0, 2)}
-    result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), **chosen["decomposition"])
+    if decomposition:
+        t0 = time.perf_counter()
+        result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), posteriors=posteriors,
+                                                   **chosen["decomposition"])
+        result["decomposition"]["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(result, indent=1).encode())
     if figures:
         codes, factors = sample_codes(source, source_represent, 5000, np.random.default_rng([seed, 7]))
         write_run_figures(run_dir, vae, data, read_history(run_dir))
         save_figure(latents_vs_factors(codes, factors, data), run_dir / "latents_vs_factors.png")
-        save_figure(kl_bars(np.array(result["decomposition"]["avg_kl_per_dim"])), run_dir / "kl_per_latent.png")
+        if decomposition:
+            save_figure(kl_bars(np.array(result["decomposition"]["avg_kl_per_dim"])), run_dir / "kl_per_latent.png")
         result["figures"] = sorted(p.name for p in run_dir.glob("*.png"))
     return result
 

@@ -5,6 +5,7 @@ import torch
 from sklearn.metrics import mutual_info_score
 
 from fvae_lib.data import FactorObservations
+from fvae_lib.gaussians import mixture_entropies
 from fvae_lib.metrics import (
     EncodedGrid,
     beta_vae_score,
@@ -18,7 +19,7 @@ from fvae_lib.metrics import (
     images_encoded,
     mig,
     mig_sampled,
-    mixture_entropies,
+
 )
 
 DATA = FactorObservations((3, 6, 10, 8, 8))

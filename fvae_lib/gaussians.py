@@ -1,0 +1,101 @@
+"""Diagonal Gaussians and mixtures of them: the densities behind q(z|x), q(z) and q(z_j).
+
+The aggregate posterior of a dataset of N images is the mixture q(z) = (1/N) Σ_n q(z|x_n), and its
+marginals are q(z_j) = (1/N) Σ_n q(z_j|x_n). Its log-density at S points costs S · N · d Gaussian
+log-densities, which for dSprites (N = 737,280) do not fit in memory at once: :func:`mixture_log_density`
+streams the components in tiles and combines the tiles' log-sum-exps. The KL decomposition
+(:mod:`fvae_lib.decomposition`) and Chen et al.'s MIG (:func:`fvae_lib.metrics.mig_sampled`) build on it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One sample z = mu + σ · ε of N(mu, diag(σ²)), σ = exp(½ logvar), ε ~ N(0, I) (Kingma & Welling's trick)."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_total_correlation(cov) -> float:
+    """TC of a Gaussian N(m, Σ) in nats:  ½ (Σ_j log Σ_jj − log det Σ) = −½ log det R,
+
+    with R the correlation matrix. 0 exactly when Σ is diagonal.
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"cov must be a square matrix, got shape {cov.shape}")
+    sign, logdet = np.linalg.slogdet(cov)
+    if sign <= 0:
+        raise ValueError("cov must be positive definite")
+    return float(0.5 * (np.log(np.diag(cov)).sum() - logdet))
+
+
+def log_normal_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z_d; mu_d, exp(logvar_d)) of every sample against every component, per dimension.
+
+    z: (S, d); mu, logvar: (N, d) -> (S, N, d).
+    """
+    z, mu, logvar = z[:, None, :], mu[None], logvar[None]
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+
+
+@torch.no_grad()
+def mixture_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, tile: int = 4096,
+                        rows: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """log q(z) and every log q(z_j) of the mixture q = (1/N) Σ_n N(mu_n, diag(exp(logvar_n))), at S points.
+
+    z: (S, d); mu, logvar: (N, d) -> (log q(z) (S,), log q(z_j) (S, d)). Exact (no subsampling of the
+    components): the points go ``rows`` at a time and the components ``tile`` at a time, so memory stays at
+    rows · tile · d values whatever N is.
+    """
+    n = len(mu)
+    joint, marginal = [], []
+    for s in range(0, len(z), rows):
+        zs = z[s : s + rows]
+        parts_joint, parts_marginal = [], []
+        for t in range(0, n, tile):
+            lp = log_normal_per_dim(zs, mu[t : t + tile], logvar[t : t + tile])  # (rows, tile, d)
+            parts_joint.append(torch.logsumexp(lp.sum(-1), dim=1))
+            parts_marginal.append(torch.logsumexp(lp, dim=1))
+        joint.append(torch.logsumexp(torch.stack(parts_joint, 1), dim=1))
+        marginal.append(torch.logsumexp(torch.stack(parts_marginal, 1), dim=1))
+    return torch.cat(joint) - np.log(n), torch.cat(marginal) - np.log(n)
+
+
+@torch.no_grad()
+def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, num_samples: int,
+                      generator: torch.Generator | None = None, tile: int | None = None) -> torch.Tensor:
+    """H(z_j) of every dimension j of the mixture q(z_j) = (1/N) Σ_n N(z_j; mu_nj, exp(logvar_nj)), in nats.
+
+    z (N, d) holds one sample of each component; ``num_samples`` of them, drawn without replacement,
+    give the Monte-Carlo estimate H(z_j) ≈ −mean_s log q(z_sj), with log q(z_j) a log-sum-exp over all N
+    components. Cost: num_samples · N · d log-densities, one dimension at a time (no joint is needed, so
+    this is lighter than :func:`mixture_log_density`). On a CPU the components go ``tile`` (4096) at a
+    time, so each block stays in cache; on a GPU in blocks of about 2^27 log-densities
+    (``benchmarks/README.md`` has the measured rates).
+    """
+    n, d = mu.shape
+    pick = torch.randperm(n, generator=generator)[: min(num_samples, n)].to(z.device)
+    zs = z[pick]
+    mu_t = mu.T.contiguous()  # (d, N): one dimension's components side by side
+    scale_t = torch.exp(-logvar.T).mul_(-0.5).contiguous()  # −1 / (2σ²)
+    norm_t = (-0.5 * (LOG_2PI + logvar.T)).contiguous()  # log of the Gaussian's normaliser
+    on_cpu = z.device.type == "cpu"
+    tile = tile or (4096 if on_cpu else n)
+    rows = 256 if on_cpu else max(1, (1 << 27) // min(tile, n))
+    total = torch.zeros(d, dtype=torch.float64, device=z.device)
+    for j in range(d):
+        for s in range(0, len(zs), rows):
+            zj = zs[s : s + rows, j : j + 1]
+            parts = []
+            for t in range(0, n, tile):
+                x = zj - mu_t[j, t : t + tile]  # (rows, tile)
+                x.square_().mul_(scale_t[j, t : t + tile]).add_(norm_t[j, t : t + tile])
+                parts.append(torch.logsumexp(x, dim=1))
+            log_q = torch.logsumexp(torch.stack(parts, 1), dim=1) - np.log(n)
+            total[j] -= log_q.double().sum()
+    return total / len(zs)
