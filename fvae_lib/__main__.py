@@ -1,4 +1,12 @@
-"""Command line: ``python -m fvae_lib data|demo ...``. Parses arguments and calls the library."""
+"""Command line: ``python -m fvae_lib {data,train,evaluate,demo} ...`` (also ``fvae ...`` once installed).
+
+    data      build or verify dSprites (the real file or the offline replica) and print a summary
+    train     train FactorVAE or β-VAE into a run folder, resumable
+    evaluate  score a run folder: metrics, the KL decomposition, figures
+    demo      data, a FactorVAE run and its figures, in runs/demo/
+
+Parses arguments and calls the library; a refused configuration exits with status 2 and one message.
+"""
 from __future__ import annotations
 
 import argparse
@@ -135,7 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu or cuda")
     p.add_argument("--metrics", default="factor_vae,beta_vae,mig,dci",
                    help="comma-separated, from factor_vae, beta_vae, mig, dci and mig_sampled (Chen's MIG estimator; "
-                        "about 12 minutes on a 2-core CPU)")
+                        "minutes on a CPU: benchmarks/README.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 

@@ -98,7 +98,6 @@ REAL_MEAN_PIXEL = 0.042494423521889584  # published mean over the real file
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FULL_SIZES = (3, 6, 40, 32, 32)
-SHAPE_NAMES = ("square", "ellipse", "heart")
 FULL_VALUES = (
     np.array([1.0, 2.0, 3.0]),
     np.linspace(0.5, 1.0, 6),

@@ -47,7 +47,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
     metrics: any of factor_vae, beta_vae, mig, dci (the default four) and mig_sampled (Chen's MIG estimator:
-        q(z|x) samples of the whole dataset; about 12 minutes on a 2-core CPU in full).
+        q(z|x) samples of the whole dataset; minutes on a CPU in full: benchmarks/README.md).
     encode_grid: score the metrics from every image of the dataset encoded once
         (:class:`fvae_lib.encoding.EncodedGrid`: the same scores as encoding on the fly). Default: whenever
         the grid is encoded anyway (for the decomposition or mig_sampled), or the metrics would encode more

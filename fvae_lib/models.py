@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .gaussians import reparameterise
+
 
 class Encoder(nn.Module):
     """q(z|x): image -> (mean, log-variance) of a diagonal Gaussian over z."""
@@ -65,19 +67,18 @@ class Decoder(nn.Module):
 class VAE(nn.Module):
     """Encoder and decoder with the reparameterisation z = mu + exp(logvar / 2) * eps, eps ~ N(0, I).
 
-    ``VAE(channels=3, hidden=256)`` is the paper's variant for 64 x 64 x 3 data (3D Shapes, CelebA, Chairs).
+    hidden: the FC width; by default the paper's: 128 for 1-channel data (dSprites), 256 for 64 x 64 x 3 data
+    (3D Shapes, CelebA, Chairs).
     """
 
-    def __init__(self, z_dim: int = 10, channels: int = 1, hidden: int = 128):
+    def __init__(self, z_dim: int = 10, channels: int = 1, hidden: int | None = None):
         super().__init__()
+        hidden = hidden or (256 if channels == 3 else 128)
         self.z_dim = z_dim
         self.encoder = Encoder(z_dim, channels, hidden)
         self.decoder = Decoder(z_dim, channels, hidden)
 
-    @staticmethod
-    def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+    reparameterise = staticmethod(reparameterise)  # z = mu + σ · ε (fvae_lib.gaussians)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Returns (logits (B, C, 64, 64), mu (B, d), logvar (B, d), z (B, d))."""

@@ -55,9 +55,9 @@ SMOKE_GRID = {"orientation": 4, "posX": 4, "posY": 4}  # 3 x 6 x 10 x 8 x 8 = 11
 PRESETS: dict[str, dict] = {
     # The paper: batch 64, 3e5 iterations (each one VAE update and one discriminator update), full grid.
     "paper": dict(batch_size=64, iterations=300_000, log_every=200, checkpoint_every=10_000, snapshot_every=25_000),
-    # Minutes on a GPU (the default there: a Colab T4 or a workstation), a fifteenth of the paper's iterations.
-    # 12.2 GFLOP per FactorVAE iteration (benchmarks/README.md) puts 20,000 iterations at about 2 minutes on
-    # a T4 if it sustains 2 TFLOP/s: an estimate, not a measurement; notebooks print a measured one first.
+    # Minutes on a GPU (the default there: a Colab T4 or a workstation), a fifteenth of the paper's iterations:
+    # at 12.2 GFLOP per FactorVAE iteration, 20,000 iterations are about 2 minutes at a sustained 2 TFLOP/s
+    # (an estimate, not a measurement; notebooks print one measured on their device before training).
     "gpu": dict(batch_size=64, iterations=20_000, log_every=100, checkpoint_every=2_000, snapshot_every=2_000),
     # A few minutes on a 2-core CPU: enough for shapes and positions to appear in reconstructions.
     "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500, snapshot_every=500),
@@ -75,8 +75,9 @@ DEFAULT_BETA = {"factorvae": 1.0, "betavae": 4.0}
 class TrainConfig:
     """Everything that defines a run. Build one with :meth:`from_preset`.
 
-    gamma: FactorVAE's TC weight. Default 35: the γ of the paper's best dSprites model (FactorVAE 0.889
-        against β-VAE 0.814 at β = 4), inside the 35-40 band that the reimplementations use.
+    gamma: FactorVAE's TC weight. Default 35: recalled as the γ of the paper's best dSprites model
+        (FactorVAE 0.889 against β-VAE 0.814 at β = 4; a recollection, not confirmed from the paper's
+        figures), inside the 35-40 band that public reimplementations use.
     beta: the KL weight; 1 for FactorVAE (the paper's objective), 4 for the β-VAE baseline.
     """
 
@@ -198,9 +199,8 @@ def cpu_has_native_bf16() -> bool:
 def resolve_fast_path(config: "TrainConfig", device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) for a config on a device.
 
-    "auto" on a CPU with native bf16 is bf16 autocast (encoder and decoder) + channels_last: 1.6x the
-    fp32 iteration rate on the project's 2-core Zen 4, with training curves within run-to-run noise
-    (benchmarks/README.md). Elsewhere fp32: emulated bf16 is slower, and on GPUs the options are not
+    "auto" on a CPU with native bf16 is bf16 autocast (encoder and decoder) + channels_last: faster than
+    fp32, with training curves within run-to-run noise (both measured in benchmarks/README.md). Elsewhere fp32: emulated bf16 is slower, and on GPUs the options are not
     measured yet.
     """
     fast = device.type == "cpu" and cpu_has_native_bf16()
@@ -284,7 +284,7 @@ class Trainer:
         self._step_fn = self._factorvae_step if config.model == "factorvae" else self._betavae_step
         if config.compile != "off":
             # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
-            # CUDA graphs on a GPU. On the project's CPU it did not pay (benchmarks/README.md).
+            # CUDA graphs on a GPU. On a CPU it did not pay (benchmarks/README.md).
             for net in (self.vae.encoder, self.vae.decoder, self.disc):
                 if net is not None:
                     net.forward = torch.compile(net.forward, mode=None if config.compile == "default" else config.compile)
@@ -521,12 +521,23 @@ def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device
             continue
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
-            if state.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"format {state.get('format')}, expected {CHECKPOINT_FORMAT}")
-            return state
         except Exception as err:  # noqa: BLE001 -- a damaged file: fall back to the previous one
-            errors.append(f"{path}: {err}")
-    raise ConfigError(f"no loadable checkpoint in {run_dir}" + (f" ({'; '.join(errors)})" if errors else ""))
+            # torch's own message goes on to suggest weights_only=False, which is wrong advice for a file
+            # that is damaged: keep only its first line
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            errors.append(f"{path.name} is damaged or incomplete ({first})")
+            continue
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            errors.append(f"{path.name} is not a checkpoint of this version (format {found}, expected {CHECKPOINT_FORMAT})")
+            continue
+        return state
+    if not errors:
+        raise ConfigError(f"no checkpoint in {run_dir}: the run was stopped before its first save")
+    raise ConfigError(
+        f"no loadable checkpoint in {run_dir}: " + "; ".join(errors) + ". The damaged files, config.json and "
+        "history.jsonl are left as they are; train again into a new --out, or put back a copy of a checkpoint."
+    )
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict]:

@@ -1,10 +1,7 @@
-import os
-
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-os.environ.setdefault("FVAE_PROGRESS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -55,9 +55,16 @@ def test_factor_vae_score_identity_near_one_and_independent_near_chance():
     assert bad["eval_accuracy"] < 0.35  # chance is 1/5 (the classifier may overfit a little)
 
 
-def test_beta_vae_score_identity_near_one_and_independent_near_chance():
-    assert beta_vae_score(DATA, identity, rng(), num_train=1000, num_eval=500)["eval_accuracy"] >= 0.95
-    assert beta_vae_score(DATA, independent, rng(), num_train=1000, num_eval=500)["eval_accuracy"] < 0.35
+@pytest.mark.parametrize("classifier", ["lbfgs", "liblinear-ovr"])
+def test_beta_vae_score_identity_near_one_and_independent_near_chance(classifier):
+    kw = dict(num_train=1000, num_eval=500, classifier=classifier)
+    assert beta_vae_score(DATA, identity, rng(), **kw)["eval_accuracy"] >= 0.95
+    assert beta_vae_score(DATA, independent, rng(), **kw)["eval_accuracy"] < 0.35  # chance: 1/5
+
+
+def test_beta_vae_score_refuses_an_unknown_classifier():
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        beta_vae_score(DATA, identity, rng(), num_train=10, num_eval=10, classifier="svm")
 
 
 def test_mig_high_for_identity_near_zero_for_independent():

@@ -1,7 +1,15 @@
 """The install files agree with each other, and the README's commands exist."""
 import re
-import tomllib
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib  # novermin (3.11+, with the fallback below)
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dev dependency there)
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,3 +50,14 @@ def test_constraints_pin_the_cpu_torch_and_the_makefile_uses_them():
     for target in ("demo:", "test:", "lab:"):
         assert re.search(rf"^{target}", makefile, re.M)
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_python_version_the_readme_claims_is_the_one_the_code_needs():
+    """README, pyproject and the code agree: vermin reads every file and reports the newest syntax or module it uses."""
+    minimum = re.search(r">=\s*(\d+\.\d+)", _pyproject()["project"]["requires-python"]).group(1)
+    assert f"Python ≥ {minimum}" in (REPO / "README.md").read_text()
+    pytest.importorskip("vermin")
+    proc = subprocess.run([str(Path(sys.executable).with_name("vermin")), "--no-tips", "--violations", "--eval-annotations",
+                           f"--target={minimum}-", "fvae_lib", "tests", "benchmarks", "conftest.py"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

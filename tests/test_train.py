@@ -202,6 +202,19 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, small_
     assert load_checkpoint(run)["step"] == 20
 
 
+def test_resuming_with_every_checkpoint_damaged_says_so_plainly(tmp_path, small_replica):
+    run = tmp_path / "r"
+    Trainer(smoke(), run, data=small_replica, progress=False).run()
+    for name in ("checkpoint.pt", "checkpoint-prev.pt"):
+        (run / name).write_bytes((run / name).read_bytes()[:5000])  # cut short, as by a full disk
+    proc = subprocess.run([sys.executable, "-m", "fvae_lib", "train", "--out", str(run), "--resume", "--no-progress"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "checkpoint.pt is damaged or incomplete" in proc.stderr and "config.json" in proc.stderr
+    assert "weights_only=False" not in proc.stderr  # torch's advice is wrong for a damaged file
+    assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+
+
 # ---------------------------------------------------------------- NaN stops the run
 
 
