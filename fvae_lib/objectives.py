@@ -1,5 +1,14 @@
-"""The loss terms of β-VAE and FactorVAE, each a function of tensors.
+"""The loss terms of β-VAE and FactorVAE, each a function of tensors, with its equation.
 
+    reconstruction_loss      −E_q(z|x) log p(x|z), Bernoulli
+    kl_divergence            KL(q(z|x) ‖ N(0, I)) (per dimension: kl_per_dimension)
+    beta_vae_loss            recon + β · KL                       the β-VAE baseline
+    factor_vae_loss          recon + KL + γ · TC                  Eq. 2
+    permute_dims             Algorithm 1: samples of q̄(z) from samples of q(z)
+    total_correlation_estimate  TC ≈ mean(logit_0 − logit_1)      Eq. 3
+    discriminator_loss       D's cross-entropy, q(z) against q̄(z)
+
+One iteration of Algorithm 2, built from these, is :func:`fvae_lib.algorithm.factor_vae_step`.
 Units: nats per image (summed over pixels and latent dimensions, averaged over the batch).
 """
 from __future__ import annotations
@@ -30,8 +39,26 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def beta_vae_loss(recon: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
-    """Negative β-VAE objective:  recon + β · KL  (β = 1 is the ordinary negative ELBO)."""
+    """The negative β-VAE objective (Higgins et al. 2017; the paper's baseline), to minimise:
+
+        L_β = (1/B) Σ_i [ −E_q(z|x_i) log p(x_i|z) + β · KL(q(z|x_i) ‖ p(z)) ]  =  recon + β · KL
+
+    β = 1 is the ordinary negative ELBO. β > 1 weighs the whole KL, and with it I(x; z) (notebook 02).
+    """
     return recon + beta * kl
+
+
+def factor_vae_loss(recon: torch.Tensor, kl: torch.Tensor, tc: torch.Tensor, gamma: float, beta: float = 1.0) -> torch.Tensor:
+    """The negative FactorVAE objective (Kim & Mnih 2018, Eq. 2), to minimise:
+
+        L_F = (1/B) Σ_i [ −E_q(z|x_i) log p(x_i|z) + KL(q(z|x_i) ‖ p(z)) ] + γ · KL(q(z) ‖ q̄(z))
+            = recon + KL + γ · TC,        TC ≈ mean(logit_0 − logit_1) of the discriminator (Eq. 3)
+
+    The ordinary VAE objective plus γ times the total correlation, estimated by the density-ratio trick
+    (:func:`total_correlation_estimate`). Since the KL term already contains TC (notebook 02), TC's total
+    weight is 1 + γ while I(x; z) keeps weight 1. ``beta`` scales the KL as in β-VAE; the paper keeps it at 1.
+    """
+    return recon + beta * kl + gamma * tc
 
 
 def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -52,7 +79,7 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> t
 
 
 def total_correlation_estimate(d_logits: torch.Tensor) -> torch.Tensor:
-    """Density-ratio estimate of TC = KL(q(z) ‖ q̄(z)) from discriminator logits on z ~ q(z):
+    """Density-ratio estimate of TC = KL(q(z) ‖ q̄(z)) from discriminator logits on z ~ q(z) (Eq. 3):
 
         TC ≈ E_q(z)[ log D(z) / (1 − D(z)) ] = mean(logit_0 − logit_1)      (class 0 = "from q(z)")
 

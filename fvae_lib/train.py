@@ -24,16 +24,9 @@ from pathlib import Path
 import torch
 
 from .data import BatchSampler, DSprites, atomic_write_bytes, grid_sizes, write_temporary
+from .algorithm import BetaVAETerms, FactorVAETerms, beta_vae_step, factor_vae_step
 from .models import VAE, Discriminator
 from .threads import ThreadPolicy
-from .objectives import (
-    discriminator_accuracy,
-    discriminator_loss,
-    kl_per_dimension,
-    permute_dims,
-    reconstruction_loss,
-    total_correlation_estimate,
-)
 
 CHECKPOINT_FORMAT = 1
 
@@ -281,7 +274,7 @@ class Trainer:
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
         self.terms = term_names(config)
         self.thread_policy: ThreadPolicy | None = None  # set by run() on a CPU
-        self._step_fn = self._factorvae_step if config.model == "factorvae" else self._betavae_step
+        self._step_fn = self._step_factorvae if config.model == "factorvae" else self._step_betavae
         if config.compile != "off":
             # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
             # CUDA graphs on a GPU. On a CPU it did not pay (benchmarks/README.md).
@@ -309,62 +302,20 @@ class Trainer:
         x = self.sampler.sample()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def _vae_terms(self, x):
-        with self._autocast():
-            logits, mu, logvar, z = self.vae(x, self.noise)
-        recon = reconstruction_loss(logits.float(), x)
-        kl_dims = kl_per_dimension(mu.float(), logvar.float()).mean(0)  # (d,) nats
-        return recon, kl_dims, z
+    def _step_betavae(self) -> BetaVAETerms:
+        return beta_vae_step(self.vae, self.opt_vae, self._batch(), self.config.beta, self.noise, self._autocast)
 
-    def _betavae_step(self) -> torch.Tensor:
-        x = self._batch()
-        recon, kl_dims, _ = self._vae_terms(x)
-        kl = kl_dims.sum()
-        loss = recon + self.config.beta * kl
-        self.opt_vae.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_vae.step()
-        return torch.cat([torch.stack([recon, kl, loss]).detach(), kl_dims.detach()])
-
-    def _factorvae_step(self) -> torch.Tensor:
-        """Algorithm 2: a VAE update on batch B, then a discriminator update on B (joint) and B′ (permuted)."""
-        cfg = self.config
+    def _step_factorvae(self) -> FactorVAETerms:
         x1, x2 = self._batch(), self._batch()  # two independent minibatches
+        return factor_vae_step(self.vae, self.disc, self.opt_vae, self.opt_d, x1, x2, self.config.gamma,
+                               self.config.beta, self.noise, self._autocast)
 
-        # VAE step on B: recon + β·KL + γ·TC, TC through D. D's weights need no gradient here,
-        # and the VAE optimiser holds encoder and decoder only, so D is left exactly as it was.
-        recon, kl_dims, z = self._vae_terms(x1)
-        kl = kl_dims.sum()
-        # D runs in fp32 even on the bf16 fast path: in bf16 its TC estimate and loss drifted beyond
-        # run-to-run noise (benchmarks/README.md), while the VAE's curves did not.
-        self.disc.requires_grad_(False)
-        tc = total_correlation_estimate(self.disc(z))
-        loss = recon + cfg.beta * kl + cfg.gamma * tc
-        self.opt_vae.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_vae.step()
-        self.disc.requires_grad_(True)
-
-        # Discriminator step: z from B (sampled before the VAE update, detached) as class 0, and
-        # permute_dims(z′) from B′ as class 1. Detaching keeps D's loss out of the encoder.
-        with torch.no_grad(), self._autocast():
-            mu2, logvar2 = self.vae.encoder(x2)
-            z_perm = permute_dims(VAE.reparameterise(mu2.float(), logvar2.float(), self.noise), self.noise)
-        logits = self.disc(torch.cat([z.detach(), z_perm]))  # one pass for both batches
-        b = len(z)
-        d_loss = discriminator_loss(logits[:b], logits[b:])
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        d_acc = discriminator_accuracy(logits[:b].detach(), logits[b:].detach())
-        return torch.cat([torch.stack([recon, kl, tc, loss, d_loss, d_acc]).detach(), kl_dims.detach()])
-
-    def train_step(self) -> torch.Tensor:
-        """One iteration; returns the logged terms as a tensor on the device (no host sync)."""
+    def train_step(self) -> BetaVAETerms | FactorVAETerms:
+        """One iteration (:mod:`fvae_lib.algorithm`); returns its named terms, tensors on the device (no host sync)."""
         self.vae.train()
-        out = self._step_fn()
+        terms = self._step_fn()
         self.step += 1
-        return out
+        return terms
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -394,7 +345,7 @@ class Trainer:
                   unit="it", dynamic_ncols=True) as bar:
             while self.step < cfg.iterations:
                 slot = self.step - window_start
-                window[slot] = self.train_step()
+                window[slot] = self.train_step().as_row()
                 if self.thread_policy:
                     self.thread_policy.after_step()
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
@@ -503,9 +454,8 @@ def has_checkpoint(run_dir: str | os.PathLike) -> bool:
 
 
 def term_names(config: TrainConfig) -> list[str]:
-    if config.model == "factorvae":
-        return ["recon", "kl", "tc", "loss", "d_loss", "d_acc"]
-    return ["recon", "kl", "loss"]
+    """The scalar terms a run of this model logs, in order (the per-latent KL follows them)."""
+    return (FactorVAETerms if config.model == "factorvae" else BetaVAETerms).names()
 
 
 def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

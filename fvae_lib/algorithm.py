@@ -1,0 +1,119 @@
+"""One training iteration of β-VAE and of FactorVAE (the paper's Algorithm 2), returning named terms.
+
+    terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0)
+    terms.recon, terms.kl, terms.tc, terms.loss, terms.d_loss, terms.d_acc, terms.kl_per_dim
+
+Everything of the method is here; the trainer (:mod:`fvae_lib.train`) draws the batches, calls these,
+logs the terms and saves checkpoints. The loss terms and their equations are in :mod:`fvae_lib.objectives`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import torch
+
+from .gaussians import reparameterise
+from .objectives import (
+    beta_vae_loss,
+    discriminator_accuracy,
+    discriminator_loss,
+    factor_vae_loss,
+    kl_per_dimension,
+    permute_dims,
+    reconstruction_loss,
+    total_correlation_estimate,
+)
+
+Autocast = Callable[[], ContextManager]
+
+
+class _Terms:
+    """Named terms of one iteration (detached tensors, nats per image), and the same as one logged row."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The scalar terms, in the order :meth:`as_row` puts them (the per-latent KL follows them)."""
+        return [f.name for f in dataclasses.fields(cls) if f.name != "kl_per_dim"]
+
+    def as_row(self) -> torch.Tensor:
+        """Every term in one tensor, to log without a host sync: the scalars, then kl_per_dim."""
+        return torch.cat([torch.stack([getattr(self, n) for n in self.names()]), self.kl_per_dim])
+
+
+@dataclass(frozen=True)
+class BetaVAETerms(_Terms):
+    recon: torch.Tensor  # −E_q(z|x) log p(x|z)
+    kl: torch.Tensor  # KL(q(z|x) ‖ p(z)), summed over latents
+    loss: torch.Tensor  # recon + β · KL, what the step minimised
+    kl_per_dim: torch.Tensor  # (d,) the KL of each latent
+
+
+@dataclass(frozen=True)
+class FactorVAETerms(_Terms):
+    recon: torch.Tensor  # −E_q(z|x) log p(x|z)
+    kl: torch.Tensor  # KL(q(z|x) ‖ p(z)), summed over latents
+    tc: torch.Tensor  # the discriminator's TC estimate on batch B, mean(logit_0 − logit_1)
+    loss: torch.Tensor  # recon + β · KL + γ · TC, what the VAE step minimised
+    d_loss: torch.Tensor  # the discriminator's cross-entropy (ln 2 at chance)
+    d_acc: torch.Tensor  # the share of both batches D classified right (0.5 at chance)
+    kl_per_dim: torch.Tensor  # (d,) the KL of each latent
+
+
+def vae_forward(vae, x: torch.Tensor, noise: torch.Generator | None = None, autocast: Autocast = nullcontext):
+    """Encode, sample z ~ q(z|x) and decode: (recon, KL per latent averaged over the batch (d,), z)."""
+    with autocast():
+        logits, mu, logvar, z = vae(x, noise)
+    recon = reconstruction_loss(logits.float(), x)
+    kl_dims = kl_per_dimension(mu.float(), logvar.float()).mean(0)  # (d,) nats
+    return recon, kl_dims, z
+
+
+def beta_vae_step(vae, opt_vae, x: torch.Tensor, beta: float, noise: torch.Generator | None = None,
+                  autocast: Autocast = nullcontext) -> BetaVAETerms:
+    """One gradient step on the negative β-VAE objective, recon + β · KL, for the batch ``x``."""
+    recon, kl_dims, _ = vae_forward(vae, x, noise, autocast)
+    kl = kl_dims.sum()
+    loss = beta_vae_loss(recon, kl, beta)
+    opt_vae.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_vae.step()
+    return BetaVAETerms(recon.detach(), kl.detach(), loss.detach(), kl_dims.detach())
+
+
+def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tensor, gamma: float, beta: float = 1.0,
+                    noise: torch.Generator | None = None, autocast: Autocast = nullcontext) -> FactorVAETerms:
+    """Algorithm 2, one iteration, on two independent batches ``x1`` (B) and ``x2`` (B′).
+
+    1. VAE step on B: minimise recon + β·KL + γ·TC (Eq. 2), TC = mean(logit_0 − logit_1) of D(z) (Eq. 3).
+       The gradient flows through D into the encoder, but D's weights take no gradient and ``opt_vae``
+       holds only the encoder and decoder, so D is left exactly as it was.
+    2. Discriminator step: z from B (sampled before the VAE update, detached) as class 0, and
+       permute_dims(z′) of B′ (Algorithm 1) as class 1, in one pass of D. Detaching keeps D's loss out of
+       the encoder: the classic bug is to let it in, or to reuse the VAE step's graph after its update.
+    D runs in fp32 even under a bf16 ``autocast`` (its TC estimate drifted in bf16; benchmarks/README.md).
+    """
+    recon, kl_dims, z = vae_forward(vae, x1, noise, autocast)
+    kl = kl_dims.sum()
+    disc.requires_grad_(False)
+    tc = total_correlation_estimate(disc(z))
+    loss = factor_vae_loss(recon, kl, tc, gamma, beta)
+    opt_vae.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_vae.step()
+    disc.requires_grad_(True)
+
+    with torch.no_grad(), autocast():
+        mu2, logvar2 = vae.encoder(x2)
+        z_perm = permute_dims(reparameterise(mu2.float(), logvar2.float(), noise), noise)
+    logits = disc(torch.cat([z.detach(), z_perm]))  # one pass for both batches
+    b = len(z)
+    d_loss = discriminator_loss(logits[:b], logits[b:])
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    d_acc = discriminator_accuracy(logits[:b].detach(), logits[b:].detach())
+    return FactorVAETerms(recon=recon.detach(), kl=kl.detach(), tc=tc.detach(), loss=loss.detach(),
+                          d_loss=d_loss.detach(), d_acc=d_acc, kl_per_dim=kl_dims.detach())
