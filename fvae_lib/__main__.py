@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from .data import DatasetError, DSprites, default_data_dir
-from .train import (DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig, Trainer, TrainingDiverged, read_config,
-                    read_history)
+from .config import DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig
+from .runs import read_config, read_history
+from .train import Trainer, TrainingDiverged
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:

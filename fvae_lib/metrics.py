@@ -18,32 +18,8 @@ import numpy as np
 import torch
 
 from .encoding import EncodedGrid, Represent, encoder_representation, represent_factors, sample_codes  # noqa: F401
+from .device import default_device
 from .gaussians import mixture_entropies
-
-
-def images_encoded(settings: dict, dataset_size: int | None = None) -> int:
-    """How many images the metrics with these keyword settings would encode on the fly (defaults filled in),
-    e.g. ``images_encoded({"factor_vae": {...}, "mig": {...}})``; compare with ``len(data)`` to decide
-    whether an :class:`EncodedGrid` pays. ``mig_sampled`` encodes the whole dataset: give ``dataset_size``."""
-    total = 0
-    for name, kw in settings.items():
-        if name == "mig_sampled":
-            if dataset_size is None:
-                raise ValueError("mig_sampled encodes the whole dataset: pass dataset_size")
-            total += dataset_size
-            continue
-        if name == "factor_vae":
-            total += kw.get("batch_size", 64) * (kw.get("num_train", 10000) + kw.get("num_eval", 5000)) \
-                + kw.get("num_variance_estimate", 10000)
-        elif name == "beta_vae":
-            total += 2 * kw.get("batch_size", 64) * (kw.get("num_train", 10000) + kw.get("num_eval", 5000))
-        elif name == "mig":
-            total += kw.get("num_train", 10000)
-        elif name == "dci":
-            total += kw.get("num_train", 10000) + kw.get("num_test", 5000)
-        else:
-            raise ValueError(f"unknown metric {name!r}; expected factor_vae, beta_vae, mig, mig_sampled or dci")
-    return total
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,7 +248,7 @@ def mig_sampled(data, posterior: Represent, rng: np.random.Generator, *, num_sam
     chosen = tuple(factor_indices) if factor_indices is not None else tuple(k for k, s in enumerate(sizes) if s > 1)
     if not chosen or any(not 0 <= k < len(sizes) or sizes[k] < 2 for k in chosen):
         raise ValueError(f"factor_indices must name factors with at least two values among {sizes}, got {chosen}")
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else default_device()
     d = params.shape[1] // 2
     mu = torch.as_tensor(params[:, :d], dtype=torch.float32, device=device)
     logvar = torch.as_tensor(params[:, d:], dtype=torch.float32, device=device)
@@ -362,3 +338,32 @@ def _fit_gbt(x_train, y_train, x_test, y_test, seed):
     model = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
     return (np.abs(model.feature_importances_), float(np.mean(model.predict(x_train) == y_train)),
             float(np.mean(model.predict(x_test) == y_test)))
+
+
+def images_encoded(settings: dict, dataset_size: int | None = None) -> int:
+    """How many images the metrics with these keyword settings would encode on the fly, e.g.
+    ``images_encoded({"factor_vae": {...}, "mig": {...}})``; compare with ``len(data)`` to decide whether an
+    :class:`EncodedGrid` pays. Settings left out take each metric's own defaults (read off its signature,
+    so they are never written twice). ``mig_sampled`` encodes the whole dataset: give ``dataset_size``."""
+    import inspect
+
+    functions = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mig, "dci": dci, "mig_sampled": mig_sampled}
+    total = 0
+    for name, kw in settings.items():
+        if name not in functions:
+            raise ValueError(f"unknown metric {name!r}; expected one of {sorted(functions)}")
+        params = inspect.signature(functions[name]).parameters
+        k = {p: v.default for p, v in params.items() if v.default is not inspect.Parameter.empty} | dict(kw)
+        if name == "mig_sampled":
+            if dataset_size is None:
+                raise ValueError("mig_sampled encodes the whole dataset: pass dataset_size")
+            total += dataset_size
+        elif name == "factor_vae":  # L images per vote, and the points of the global variance
+            total += k["batch_size"] * (k["num_train"] + k["num_eval"]) + k["num_variance_estimate"]
+        elif name == "beta_vae":  # two images per pair, L pairs per point
+            total += 2 * k["batch_size"] * (k["num_train"] + k["num_eval"])
+        elif name == "mig":
+            total += k["num_train"]
+        else:  # dci
+            total += k["num_train"] + k["num_test"]
+    return total

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import torch
 
-from .train import SMOKE_GRID, TrainConfig, Trainer, default_preset, load_checkpoint, load_model, read_config, read_history
+from .config import SMOKE_GRID, TrainConfig, default_preset
+from .device import default_device, device_name
+from .runs import load_checkpoint, load_model, read_config, read_history
+from .train import Trainer
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ MODES = {
 
 def run_mode(requested: str | None = None) -> Mode:
     """The mode in force: ``$FVAE_MODE``, else ``requested``, else gpu on a GPU and cpu elsewhere."""
-    name = os.environ.get("FVAE_MODE") or requested or default_preset(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    name = os.environ.get("FVAE_MODE") or requested or default_preset(default_device())
     if name not in MODES:
         raise ValueError(f"unknown run mode {name!r}; choose one of {sorted(MODES)} (FVAE_MODE or the notebook's MODE)")
     return MODES[name]
@@ -71,13 +74,12 @@ def environment_report(mode: Mode | None = None) -> dict:
     import matplotlib
     import numpy
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     report = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "matplotlib": matplotlib.__version__,
-        "device": torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": device_name(),
         "colab": in_colab(),
     }
     if mode is not None:
@@ -203,7 +205,7 @@ class TrainingPlan(list):
         return sum(r.seconds for r in self)
 
     def __str__(self) -> str:
-        device = resolve_device_name()
+        device = device_name()
         lines = [f"Training plan, mode {self.mode.name!r} on {device}; runs in {runs_dir() / self.mode.name}"]
         for r in self:
             what = r.config.model + (f" gamma={r.config.gamma:g}" if r.config.model == "factorvae" else f" beta={r.config.beta:g}")
@@ -226,12 +228,6 @@ class TrainingPlan(list):
         return "\n".join(lines)
 
     __repr__ = __str__
-
-
-def resolve_device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def _done_steps(run: Path) -> int:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import atomic_write_bytes
+from .storage import atomic_write_bytes
 
 if TYPE_CHECKING:  # matplotlib is imported lazily; the annotations say which functions return a figure
     from matplotlib.figure import Figure

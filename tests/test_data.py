@@ -24,10 +24,10 @@ from fvae_lib.data import (
     DatasetError,
     DSprites,
     GroundTruthData,
-    _read_cache,
-    _inside_heart,
     render_dsprites,
 )
+from fvae_lib.data.cache import _read_cache
+from fvae_lib.data.replica import _inside_heart
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -61,3 +61,11 @@ def test_the_python_version_the_readme_claims_is_the_one_the_code_needs():
                            f"--target={minimum}-", "fvae_lib", "tests", "benchmarks", "conftest.py"],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_wheel_would_hold_every_subpackage():
+    from setuptools import find_packages
+
+    found = set(find_packages(str(REPO), include=_pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]))
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "fvae_lib").rglob("__init__.py")}
+    assert on_disk and on_disk <= found, on_disk - found

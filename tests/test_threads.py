@@ -1,5 +1,4 @@
 """The thread policy: the cores other processes leave free, from load (never from timing)."""
-import os
 import subprocess
 import sys
 import time

@@ -280,7 +280,14 @@ def test_preset_follows_the_device_and_the_papers_scale_is_asked_for_by_name():
     cfg = TrainConfig.from_preset(None, device="cpu")
     assert cfg.preset == "cpu" and cfg.batch_size == 64
     assert default_preset(torch.device("cuda")) == "gpu" and default_preset(torch.device("cpu")) == "cpu"
-    assert PRESETS["gpu"]["iterations"] <= PRESETS["paper"]["iterations"] // 10  # minutes, not hours
+    assert PRESETS["gpu"]["iterations"] <= TrainConfig().iterations // 10  # minutes, not hours
+
+
+def test_the_papers_settings_are_written_once():
+    # the paper preset is the dataclass defaults themselves; only the run's name differs
+    paper, defaults = TrainConfig.from_preset("paper", device="cpu").to_dict(), TrainConfig().to_dict()
+    assert {k for k in paper if paper[k] != defaults[k]} <= {"device"}, paper
+    assert defaults["batch_size"] == 64 and defaults["iterations"] == 300_000 and defaults["snapshot_every"] > 0
     paper = TrainConfig.from_preset("paper", device="cpu")
     assert (paper.batch_size, paper.iterations, paper.gamma, paper.z_dim) == (64, 300_000, 35.0, 10)
     assert TrainConfig.from_preset("paper", model="betavae", device="cpu").beta == 4.0
@@ -290,7 +297,7 @@ def test_preset_follows_the_device_and_the_papers_scale_is_asked_for_by_name():
 
 
 def test_fast_path_resolution(monkeypatch):
-    import fvae_lib.train as train
+    import fvae_lib.config as train
 
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
     cpu = torch.device("cpu")
