@@ -275,6 +275,7 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path):
 # ---------------------------------------------------------------- the cache survives kills and damage
 
 
+@pytest.mark.slow
 def test_build_killed_mid_write_leaves_nothing_loadable_and_is_rebuilt(tmp_path, full_replica):
     code = "from fvae_lib.data import DSprites; DSprites(source='replica', data_dir=%r, progress=False)" % str(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
@@ -291,6 +292,7 @@ def test_build_killed_mid_write_leaves_nothing_loadable_and_is_rebuilt(tmp_path,
     assert not list(tmp_path.glob("*.tmp-*")), "stale temporaries are cleaned up"
 
 
+@pytest.mark.slow
 def test_damaged_cache_is_detected_and_rebuilt(tmp_path, full_replica):
     src = full_replica.cache_path
     npy, sidecar = tmp_path / src.name, tmp_path / src.with_suffix(".json").name

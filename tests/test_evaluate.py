@@ -15,6 +15,7 @@ def smoke(**overrides):
     return TrainConfig.from_preset("smoke", **{"threads": 1, **overrides})
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_and_figures(tmp_path, small_replica):
     from fvae_lib.evaluate import evaluate_run
 
@@ -30,6 +31,7 @@ def test_evaluate_writes_metrics_and_figures(tmp_path, small_replica):
     assert result["figures"]
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_same_from_the_encoded_grid(tmp_path, small_replica):
     from fvae_lib.evaluate import evaluate_run
 
@@ -49,6 +51,7 @@ def test_evaluate_scores_the_same_from_the_encoded_grid(tmp_path, small_replica)
         evaluate_run(tmp_path / "r", metrics=("sap",), data=small_replica, figures=False)
 
 
+@pytest.mark.slow
 def test_evaluate_mig_sampled_from_one_pass_of_posteriors(tmp_path, small_replica):
     from fvae_lib.evaluate import evaluate_run
 

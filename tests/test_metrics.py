@@ -72,6 +72,7 @@ def test_mig_high_for_identity_near_zero_for_independent():
     assert mig(DATA, independent, rng(), num_train=5000)["mig"] < 0.05
 
 
+@pytest.mark.slow
 def test_dci_high_for_identity_low_for_independent():
     good = dci(DATA, identity, rng(), num_train=1000, num_test=500, n_jobs=1)
     assert good["disentanglement"] > 0.9 and good["completeness"] > 0.9 and good["informativeness_test"] > 0.9

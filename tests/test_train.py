@@ -137,6 +137,7 @@ def test_checkpoint_opens_with_weights_only_and_loads_the_model(tmp_path, small_
 # ---------------------------------------------------------------- resume, bit for bit
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, small_replica):
     full = Trainer(smoke(), tmp_path / "full", data=small_replica, progress=False)
     full.run()
@@ -173,6 +174,7 @@ Trainer(cfg, sys.argv[1], resume=len(sys.argv) > 3, progress=False).run()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.4])
 def test_kill_during_checkpointing_leaves_a_run_that_resumes_exactly(tmp_path, small_replica, delay):
     """Saving every step, most of the time is spent inside a save: a SIGKILL lands there."""
@@ -202,6 +204,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, small_
     assert load_checkpoint(run)["step"] == 20
 
 
+@pytest.mark.slow
 def test_resuming_with_every_checkpoint_damaged_says_so_plainly(tmp_path, small_replica):
     run = tmp_path / "r"
     Trainer(smoke(), run, data=small_replica, progress=False).run()
@@ -230,30 +233,6 @@ def test_nan_stops_the_run_naming_step_and_term_and_keeps_the_last_good_checkpoi
 # ---------------------------------------------------------------- refusals, before any work
 
 
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (dict(gamma=-1.0), "gamma must be"),
-        (dict(gamma=float("nan")), "gamma must be"),
-        (dict(beta=-0.5), "beta must be"),
-        (dict(batch_size=20000), "larger than the dataset"),
-        (dict(checkpoint_every=15), "multiple of log_every"),
-        (dict(precision="fp8"), "precision"),
-        (dict(data_steps={"colour": 2}), "data_steps: steps names unknown factors"),
-    ],
-)
-def test_bad_configs_are_refused(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        smoke(**overrides)
-
-
-def test_unknown_preset_and_model_are_refused():
-    with pytest.raises(ConfigError, match="unknown preset"):
-        TrainConfig.from_preset("huge")
-    with pytest.raises(ConfigError, match="unknown model"):
-        TrainConfig.from_preset("smoke", model="vqvae")
-
-
 def test_an_out_folder_holding_another_run_is_refused_without_resume(tmp_path, small_replica):
     run = tmp_path / "r"
     Trainer(smoke(iterations=10), run, data=small_replica, progress=False).run()
@@ -274,39 +253,7 @@ def test_cli_refuses_bad_configs_with_a_message(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_preset_follows_the_device_and_the_papers_scale_is_asked_for_by_name():
-    from fvae_lib.train import PRESETS, default_preset
-
-    cfg = TrainConfig.from_preset(None, device="cpu")
-    assert cfg.preset == "cpu" and cfg.batch_size == 64
-    assert default_preset(torch.device("cuda")) == "gpu" and default_preset(torch.device("cpu")) == "cpu"
-    assert PRESETS["gpu"]["iterations"] <= TrainConfig().iterations // 10  # minutes, not hours
-
-
-def test_the_papers_settings_are_written_once():
-    # the paper preset is the dataclass defaults themselves; only the run's name differs
-    paper, defaults = TrainConfig.from_preset("paper", device="cpu").to_dict(), TrainConfig().to_dict()
-    assert {k for k in paper if paper[k] != defaults[k]} <= {"device"}, paper
-    assert defaults["batch_size"] == 64 and defaults["iterations"] == 300_000 and defaults["snapshot_every"] > 0
-    paper = TrainConfig.from_preset("paper", device="cpu")
-    assert (paper.batch_size, paper.iterations, paper.gamma, paper.z_dim) == (64, 300_000, 35.0, 10)
-    assert TrainConfig.from_preset("paper", model="betavae", device="cpu").beta == 4.0
-
-
-# ---------------------------------------------------------------- the fast path, snapshots, evaluation
-
-
-def test_fast_path_resolution(monkeypatch):
-    import fvae_lib.config as train
-
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    cpu = torch.device("cpu")
-    assert train.resolve_fast_path(smoke(), cpu) == ("bf16", True)
-    assert train.resolve_fast_path(smoke(precision="fp32"), cpu) == ("fp32", True)
-    assert train.resolve_fast_path(smoke(precision="fp32", channels_last=False), cpu) == ("fp32", False)
-    assert train.resolve_fast_path(smoke(), torch.device("cuda")) == ("fp32", False)  # GPUs: not measured yet
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert train.resolve_fast_path(smoke(), cpu) == ("fp32", False)  # emulated bf16 would be slower
+# ---------------------------------------------------------------- snapshots
 
 
 def test_snapshots_are_kept_and_load(tmp_path, small_replica):

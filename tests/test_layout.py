@@ -1,0 +1,60 @@
+"""The library's shape: modules of one concern, short enough to read, with imports that run one way."""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fvae_lib"
+
+# Lower layers never import higher ones: a module may import its own layer or those below it.
+LAYERS = [
+    {"device", "storage", "gaussians", "threads"},  # no fvae_lib imports at all, or only each other
+    {"data", "models", "objectives"},  # datasets, networks, loss terms
+    {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
+    {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
+    {"train", "plots"},  # the training loop; figures
+    {"evaluate", "notebook", "exercises", "__main__", "__init__"},  # what users call
+]
+LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        yield rel, path
+
+
+def top_module(rel: Path) -> str:
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def imported_modules(path: Path, rel: Path) -> set[str]:
+    """The fvae_lib top-level modules this file imports (relative or absolute)."""
+    found = set()
+    depth_of_package = len(rel.parts) - 1  # 0 for fvae_lib/x.py, 1 for fvae_lib/data/x.py
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and node.module.startswith("fvae_lib"):
+                parts = node.module.split(".")[1:]
+            elif node.level > depth_of_package:  # reaches fvae_lib itself, or a sibling of this subpackage
+                parts = (node.module or "").split(".") if node.module else [a.name for a in node.names]
+            else:
+                continue
+            if parts and parts[0]:
+                found.add(parts[0])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("fvae_lib.")}
+    return found
+
+
+def test_every_module_has_a_layer():
+    assert {top_module(rel) for rel, _ in modules()} <= set(LAYER_OF), {top_module(r) for r, _ in modules()} - set(LAYER_OF)
+
+
+@pytest.mark.parametrize("rel,path", list(modules()), ids=lambda v: str(v) if isinstance(v, Path) and not v.is_absolute() else "")
+def test_imports_run_one_way_and_modules_stay_readable(rel, path):
+    me = top_module(rel)
+    upward = {m for m in imported_modules(path, rel) - {me} if m in LAYER_OF and LAYER_OF[m] > LAYER_OF[me]}
+    assert not upward, f"{rel} (layer {LAYER_OF[me]}) imports higher layers: {sorted(upward)}"
+    lines = len(path.read_text().splitlines())
+    assert lines <= 400, f"{rel} has {lines} lines; split it by concern"
