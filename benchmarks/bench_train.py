@@ -38,7 +38,7 @@ def plain_networks(z_dim=10):
 
 
 class PlainLoop:
-    """The textbook loop (paper-notes §9 with the detach fix): no tricks, just the algorithm."""
+    """The textbook loop, as public implementations write it but with the detach fix: no tricks, just the algorithm."""
 
     def __init__(self, images_u8: torch.Tensor, gamma=35.0, batch=64):
         self.images, self.gamma, self.batch = images_u8, gamma, batch

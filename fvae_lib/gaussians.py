@@ -14,9 +14,14 @@ import torch
 LOG_2PI = float(np.log(2 * np.pi))
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One sample z = mu + σ · ε of N(mu, diag(σ²)), σ = exp(½ logvar), ε ~ N(0, I) (Kingma & Welling's trick)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
+    """One sample z = mu + σ · ε of N(mu, diag(σ²)), σ = exp(½ logvar), ε ~ N(0, I) (Kingma & Welling's trick).
+
+    ε is drawn from ``generator`` unless given (``eps``, the shape of ``mu``).
+    """
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
 

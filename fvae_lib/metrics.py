@@ -19,7 +19,7 @@ import torch
 
 from .encoding import EncodedGrid, Represent, encoder_representation, represent_factors, sample_codes  # noqa: F401
 from .device import default_device
-from .gaussians import mixture_entropies
+from .gaussians import mixture_entropies, reparameterise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def mig_sampled(data, posterior: Represent, rng: np.random.Generator, *, num_sam
     mu = torch.as_tensor(params[:, :d], dtype=torch.float32, device=device)
     logvar = torch.as_tensor(params[:, d:], dtype=torch.float32, device=device)
     eps = torch.as_tensor(rng.standard_normal((n, d)), dtype=torch.float32, device=device)
-    z = mu + torch.exp(0.5 * logvar) * eps
+    z = reparameterise(mu, logvar, eps=eps)
     gen = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
     from tqdm.auto import tqdm
 

@@ -51,3 +51,9 @@ def test_a_vae_is_rebuilt_from_its_saved_weights_whatever_its_shape():
         rebuilt = vae_for_state(state)
         rebuilt.load_state_dict(state)  # raises on any shape mismatch
         assert (rebuilt.encoder.z_dim, rebuilt.encoder.convs[0].in_channels) == (z_dim, channels)
+
+
+def test_the_fc_width_is_the_papers_for_the_channels():
+    fc_width = lambda vae: vae.encoder.fc[1].out_features  # noqa: E731
+    assert fc_width(VAE(10)) == 128 and fc_width(VAE(10, channels=3)) == 256  # dSprites; 64x64x3 data
+    assert fc_width(VAE(10, channels=3, hidden=128)) == 128  # unless asked otherwise
