@@ -19,7 +19,7 @@ os.environ["FVAE_MODE"] = "smoke"
 os.environ.setdefault("FVAE_RUNS_DIR", tempfile.mkdtemp(prefix="fvae-test-runs-"))
 os.environ.pop("MPLBACKEND", None)  # the kernels choose their backend as a learner's kernel does
 
-FIGURE_AS_TEXT = re.compile(r"^<Figure size \d+x\d+ with \d+ Axes>$")
+FIGURE_AS_TEXT = re.compile(r"^<Figure size [\d.]+x[\d.]+ with \d+ Axes>$")
 PICTURE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 WIDGET_TYPE = "application/vnd.jupyter.widget-view+json"
 

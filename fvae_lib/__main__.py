@@ -85,7 +85,7 @@ def cmd_evaluate(args) -> int:
     if unknown or not metrics:
         raise ConfigError(f"--metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRICS)}")
     result = evaluate_run(run, settings=args.settings, seed=args.seed, device=args.device, metrics=metrics,
-                          progress=not args.no_progress)
+                          decomposition=not args.no_decomposition, progress=not args.no_progress)
     if "grid_encoding_seconds" in result:
         print(f"encoded every image once, for all metrics, in {result['grid_encoding_seconds']} s")
     print(json.dumps(result["metrics"], indent=1))
@@ -146,6 +146,8 @@ def main(argv=None) -> int:
                    help="comma-separated, from factor_vae, beta_vae, mig, dci and mig_sampled (Chen's MIG estimator; "
                         "minutes on a CPU: benchmarks/README.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-decomposition", action="store_true",
+                   help="skip the KL decomposition (it encodes q(z|x) of every image: a minute or two on a CPU)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")

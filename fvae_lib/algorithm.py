@@ -98,12 +98,14 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
     recon, kl_dims, z = vae_forward(vae, x1, noise, autocast)
     kl = kl_dims.sum()
     disc.requires_grad_(False)
-    tc = total_correlation_estimate(disc(z))
-    loss = factor_vae_loss(recon, kl, tc, gamma, beta)
-    opt_vae.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_vae.step()
-    disc.requires_grad_(True)
+    try:
+        tc = total_correlation_estimate(disc(z))
+        loss = factor_vae_loss(recon, kl, tc, gamma, beta)
+        opt_vae.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_vae.step()
+    finally:  # an error here (out of memory, say) must not leave D frozen for a retried step
+        disc.requires_grad_(True)
 
     with torch.no_grad(), autocast():
         mu2, logvar2 = vae.encoder(x2)

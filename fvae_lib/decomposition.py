@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .device import default_device
 from .encoding import EncodedGrid, encoder_representation
 from .gaussians import LOG_2PI, gaussian_total_correlation, log_normal_per_dim, mixture_log_density, reparameterise  # noqa: F401
 from .models import Discriminator
@@ -64,7 +65,8 @@ def estimate_tc(disc: Discriminator, z: torch.Tensor) -> float:
 
 @torch.no_grad()
 def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int = 2000,
-                                     generator: torch.Generator | None = None) -> dict:
+                                     generator: torch.Generator | None = None,
+                                     device: str | torch.device | None = None) -> dict:
     """Monte-Carlo estimate of every term of the KL decomposition for N posteriors q(z|x_n) = N(mu_n, σ_n²).
 
     q(z) is the mixture (1/N) Σ_n q(z|x_n) over **all** N posteriors given, and q(z_j) its marginals:
@@ -81,13 +83,19 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
     standard error of total_correlation. Give every image of the dataset: a subsample of N points makes
     q(z) a spiky mixture of N bumps that does not factorise even when the code does, which caps I(x; z) at
     log N and pushes the rest into TC (several nats for sharp posteriors; ``tests/test_decomposition.py``).
-    The cost is num_samples · N · d log-densities, streamed (:func:`fvae_lib.gaussians.mixture_log_density`).
+    The cost is num_samples · N · d log-densities, streamed (:func:`fvae_lib.gaussians.mixture_log_density`)
+    on ``device`` (default: where ``mu`` is). ``generator`` is a CPU generator: the draws are the same on
+    every device.
     """
     n, d = mu.shape
-    dtype = torch.float64 if n <= 50_000 else torch.float32  # float64 where it is cheap; the sums are float64
-    mu, logvar = mu.to(dtype), logvar.to(dtype)
+    device = torch.device(device) if device is not None else mu.device
+    # float64 where it is cheap, on a CPU; float32 for large N and on GPUs (slow at float64); sums in float64
+    dtype = torch.float64 if n <= 50_000 and device.type == "cpu" else torch.float32
+    mu, logvar = mu.to(device, dtype), logvar.to(device, dtype)
     idx = torch.randint(n, (num_samples,), generator=generator)
-    z = reparameterise(mu[idx], logvar[idx], generator)
+    eps = torch.randn(num_samples, d, generator=generator, dtype=dtype).to(device)
+    idx = idx.to(device)
+    z = reparameterise(mu[idx], logvar[idx], eps=eps)
     log_qz, log_qzj = mixture_log_density(z, mu, logvar)
     log_qzx = (-0.5 * (LOG_2PI + logvar[idx] + (z - mu[idx]).pow(2) * torch.exp(-logvar[idx]))).sum(1)
     log_qz, log_qzj, log_qzx, z = log_qz.double(), log_qzj.double(), log_qzx.double(), z.double()
@@ -114,7 +122,7 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
 
 @torch.no_grad()
 def kl_decomposition(vae, data, rng: np.random.Generator, num_samples: int = 2000, num_points: int | None = None,
-                     posteriors: EncodedGrid | None = None) -> dict:
+                     posteriors: EncodedGrid | None = None, device: str | torch.device | None = None) -> dict:
     """The decomposition for a trained VAE over the dataset ``data`` (the terms: :func:`kl_decomposition_from_posteriors`).
 
     q(z) is the aggregate posterior of **every** image of ``data`` (737,280 for dSprites; a reduced grid,
@@ -122,6 +130,7 @@ def kl_decomposition(vae, data, rng: np.random.Generator, num_samples: int = 200
     :class:`~fvae_lib.encoding.EncodedGrid` of ``encoder_representation(vae, output="posterior")`` codes,
     to reuse an encoding already made. ``num_points``: use that many images drawn at random instead,
     faster but biased (TC high by several nats for sharp posteriors; I(x; z) capped at log num_points).
+    ``device``: where the mixture densities are computed (default: the GPU when there is one).
     """
     if num_points is not None:
         x = data.sample_observations(data.sample_factors(num_points, rng), rng)
@@ -133,7 +142,8 @@ def kl_decomposition(vae, data, rng: np.random.Generator, num_samples: int = 200
     params = torch.as_tensor(np.asarray(params, dtype=np.float32))
     d = params.shape[1] // 2
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    return kl_decomposition_from_posteriors(params[:, :d], params[:, d:], num_samples, gen)
+    device = torch.device(device) if device is not None else default_device()
+    return kl_decomposition_from_posteriors(params[:, :d], params[:, d:], num_samples, gen, device)
 
 
 # --------------------------------------------------------------------------------------------------

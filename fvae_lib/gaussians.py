@@ -3,8 +3,9 @@
 The aggregate posterior of a dataset of N images is the mixture q(z) = (1/N) Σ_n q(z|x_n), and its
 marginals are q(z_j) = (1/N) Σ_n q(z_j|x_n). Its log-density at S points costs S · N · d Gaussian
 log-densities, which for dSprites (N = 737,280) do not fit in memory at once: :func:`mixture_log_density`
-streams the components in tiles and combines the tiles' log-sum-exps. The KL decomposition
-(:mod:`fvae_lib.decomposition`) and Chen et al.'s MIG (:func:`fvae_lib.metrics.mig_sampled`) build on it.
+streams the components in tiles and combines the tiles' log-sum-exps (the KL decomposition,
+:mod:`fvae_lib.decomposition`, builds on it); :func:`mixture_entropies` does the same one dimension at a
+time for Chen et al.'s MIG (:func:`fvae_lib.metrics.mig_sampled`).
 """
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ cores fall to about a quarter of their idle rate while 1 thread keeps more than 
 :class:`ThreadPolicy` watches what the rest of the machine is doing, from the kernel's own CPU counters
 (``/proc/stat``) less this process's CPU time, and gives training the cores nobody else is using:
 all of them on an idle machine, one fewer for each core another process keeps busy. It decides from
-load, never from timing, so on an idle machine it never changes anything. Changing the thread count can
+load, never from timing, so on an idle machine it never changes anything. It counts only the CPUs this
+process may run on; a container's CPU quota (cgroup ``cpu.max``) without pinning is not seen, so there pin
+``threads`` to the quota. Changing the thread count can
 change the last bits of fp32 sums on some CPUs; pin ``threads`` to a number where a run must be
 reproducible bit for bit on a shared machine.
 """
@@ -24,26 +26,40 @@ CHECK_EVERY_S = 1.0  # how often the load is looked at (one read of /proc/stat)
 BUSY_CORE = 0.5  # another process using at least this share of a core takes that core out of our hands
 
 
-def available_cores() -> int:
+def _allowed_cpus() -> set[int] | None:
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return None
+
+
+def available_cores() -> int:
+    allowed = _allowed_cpus()
+    return len(allowed) if allowed else (os.cpu_count() or 1)
 
 
 def system_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (all cores), or None without /proc/stat."""
+    """CPU seconds the CPUs this process may run on have spent busy since boot, or None without /proc/stat.
+
+    Only the CPUs of this process's affinity set count (taskset, cpusets, Slurm and container pinning), so
+    load on cores training could never use does not take threads away.
+    """
+    allowed = _allowed_cpus()
     try:
         with open("/proc/stat") as f:
-            fields = f.readline().split()
+            lines = [line.split() for line in f if line.startswith("cpu")]
     except OSError:
         return None
-    if not fields or fields[0] != "cpu":
-        return None
-    # user nice system idle iowait irq softirq steal ...: busy = everything but idle and iowait
-    ticks = [int(v) for v in fields[1:9]]
-    busy = sum(ticks) - ticks[3] - ticks[4]
-    return busy / os.sysconf("SC_CLK_TCK")
+    busy, found = 0, False
+    for fields in lines:
+        name = fields[0]
+        if name == "cpu" or not name[3:].isdigit() or (allowed is not None and int(name[3:]) not in allowed):
+            continue
+        # user nice system idle iowait irq softirq steal ...: busy = everything but idle and iowait
+        ticks = [int(v) for v in fields[1:9]]
+        busy += sum(ticks) - ticks[3] - ticks[4]
+        found = True
+    return busy / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def load_sample() -> tuple[float, float, float]:

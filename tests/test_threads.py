@@ -1,4 +1,5 @@
 """The thread policy: the cores other processes leave free, from load (never from timing)."""
+import os
 import subprocess
 import sys
 import time
@@ -96,3 +97,18 @@ def test_a_real_busy_process_is_seen_as_another_process_load():
         busy.wait()
     # the loop takes a whole core; anything else running only adds to it
     assert others > 0.7, others
+
+
+@pytest.mark.skipif(system_busy_seconds() is None, reason="needs /proc/stat")
+def test_only_the_cpus_this_process_may_use_count(monkeypatch):
+    import fvae_lib.threads as threads
+
+    with open("/proc/stat") as f:
+        cpu0 = next(line.split() for line in f if line.startswith("cpu0 "))
+    ticks = [int(v) for v in cpu0[1:9]]
+    monkeypatch.setattr(threads, "_allowed_cpus", lambda: {0})
+    only_cpu0 = system_busy_seconds()
+    # cpu0's busy ticks (read just before; the counter only grows, by at most a tick or two meanwhile)
+    assert 0 <= only_cpu0 - (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK") < 0.5
+    monkeypatch.setattr(threads, "_allowed_cpus", lambda: {10_000})  # no such CPU: nothing to read
+    assert system_busy_seconds() is None

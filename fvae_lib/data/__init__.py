@@ -25,12 +25,14 @@ from .cache import default_data_dir, pack_images, unpack_images
 from .dsprites import DSprites
 from .protocol import DatasetError, FactorGridMixin, FactorObservations, GroundTruthData
 from .real_file import inspect_real_file
-from .replica import HEART_POLYGON, render_dsprites
+from .replica import HEART_POLYGON, REPLICA_VERSION, render_dsprites
 from .sampler import BatchSampler
-from .spec import FACTOR_NAMES, FULL_SIZES, FULL_VALUES, IMAGE_SIZE, REAL_FILENAME, REAL_MEAN_PIXEL, grid_sizes
+from .spec import (FACTOR_NAMES, FULL_SIZES, FULL_VALUES, IMAGE_SIZE, PACKED_BYTES, REAL_FILENAME, REAL_MD5, REAL_MEAN_PIXEL,
+                   grid_sizes)
 
 __all__ = [
     "BatchSampler", "DatasetError", "DSprites", "FactorGridMixin", "FactorObservations", "GroundTruthData",
     "default_data_dir", "pack_images", "unpack_images", "inspect_real_file", "HEART_POLYGON", "render_dsprites",
-    "FACTOR_NAMES", "FULL_SIZES", "FULL_VALUES", "IMAGE_SIZE", "REAL_FILENAME", "REAL_MEAN_PIXEL", "grid_sizes",
+    "FACTOR_NAMES", "FULL_SIZES", "FULL_VALUES", "IMAGE_SIZE", "PACKED_BYTES", "REAL_FILENAME", "REAL_MD5",
+    "REAL_MEAN_PIXEL", "REPLICA_VERSION", "grid_sizes",
 ]
