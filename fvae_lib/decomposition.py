@@ -53,6 +53,26 @@ def fit_tc_discriminator(
 
 
 @torch.no_grad()
+def posterior_sampler(vae, data, rng: np.random.Generator, num_points: int = 20000) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """``sample(n, generator) -> (n, d)``: draws of z ~ q(z) for :func:`fit_tc_discriminator`, from a trained VAE.
+
+    Encodes ``num_points`` random images of ``data`` once; each draw picks one of them and samples its
+    posterior q(z|x). A discriminator trained on these, to convergence and apart from training, checks
+    the TC estimate that the training log's discriminator reports (notebook 05).
+    """
+    x = data.sample_observations(data.sample_factors(num_points, rng), rng)
+    params = torch.as_tensor(encoder_representation(vae, output="posterior")(x))
+    d = params.shape[1] // 2
+    mu, logvar = params[:, :d].contiguous(), params[:, d:].contiguous()
+
+    def sample(n: int, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(mu), (n,), generator=generator)
+        return reparameterise(mu[idx], logvar[idx], generator)
+
+    return sample
+
+
+@torch.no_grad()
 def estimate_tc(disc: Discriminator, z: torch.Tensor) -> float:
     """TC ≈ mean over z ~ q(z) of logit_0 − logit_1 (the density-ratio trick)."""
     return float(total_correlation_estimate(disc(z)))

@@ -111,3 +111,15 @@ def test_minibatch_weighted_tc_agrees_once_its_documented_offset_is_removed():
         z, mu, logvar, truth = _toy_batch(2048, seed=seed)
         estimates.append(minibatch_weighted_tc(z, mu, logvar, dataset_size=n).item() - 2 * np.log(n))
     assert abs(np.mean(estimates) - truth) < 0.08, (estimates, truth)
+
+
+def test_posterior_sampler_draws_codes_a_discriminator_can_train_on(small_replica):
+    from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator, posterior_sampler
+    from fvae_lib.models import VAE
+
+    torch.manual_seed(0)
+    sample = posterior_sampler(VAE(4), small_replica, np.random.default_rng(0), num_points=500)
+    z = sample(64, torch.Generator().manual_seed(0))
+    assert z.shape == (64, 4) and torch.isfinite(z).all()
+    disc, losses = fit_tc_discriminator(sample, 4, steps=20)
+    assert len(losses) == 20 and np.isfinite(estimate_tc(disc, sample(256, torch.Generator().manual_seed(1))))
