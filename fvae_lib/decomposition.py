@@ -13,7 +13,8 @@ import torch
 
 from .device import default_device
 from .encoding import EncodedGrid, encoder_representation
-from .gaussians import LOG_2PI, gaussian_total_correlation, log_normal_per_dim, mixture_log_density, reparameterise  # noqa: F401
+from .gaussians import gaussian_total_correlation  # noqa: F401 -- notebooks import it from here
+from .gaussians import LOG_2PI, log_normal, log_normal_per_dim, mixture_log_density, reparameterise
 from .models import Discriminator
 from .objectives import discriminator_loss, kl_per_dimension, permute_dims, total_correlation_estimate
 
@@ -117,7 +118,7 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
     idx = idx.to(device)
     z = reparameterise(mu[idx], logvar[idx], eps=eps)
     log_qz, log_qzj = mixture_log_density(z, mu, logvar)
-    log_qzx = (-0.5 * (LOG_2PI + logvar[idx] + (z - mu[idx]).pow(2) * torch.exp(-logvar[idx]))).sum(1)
+    log_qzx = log_normal(z, mu[idx], logvar[idx]).sum(1)  # log q(z|x_n) of each sample's own image
     log_qz, log_qzj, log_qzx, z = log_qz.double(), log_qzj.double(), log_qzx.double(), z.double()
     log_pzj = -0.5 * (LOG_2PI + z.pow(2))  # (S, d)
     avg_kl_per_dim = kl_per_dimension(mu.double(), logvar.double()).mean(0)  # (d,) closed form

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import objectives
-from .decomposition import gaussian_total_correlation, log_normal_per_dim
+from .gaussians import gaussian_total_correlation, log_normal_per_dim
 
 
 def _run(name: str, check: Callable[[], str | None]) -> bool:

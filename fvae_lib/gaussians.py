@@ -40,13 +40,17 @@ def gaussian_total_correlation(cov) -> float:
     return float(0.5 * (np.log(np.diag(cov)).sum() - logdet))
 
 
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, exp(logvar)) elementwise (shapes broadcast): one value per dimension, not summed."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+
+
 def log_normal_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z_d; mu_d, exp(logvar_d)) of every sample against every component, per dimension.
 
     z: (S, d); mu, logvar: (N, d) -> (S, N, d).
     """
-    z, mu, logvar = z[:, None, :], mu[None], logvar[None]
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+    return log_normal(z[:, None, :], mu[None], logvar[None])
 
 
 @torch.no_grad()
