@@ -8,6 +8,7 @@ one (ipykernel's inline backend, imported only if a cell imports pyplot), so a n
 for what a learner would see. After every cell, :func:`figure_display_problems` fails the cell if a figure
 was displayed as text (``<Figure size ... with N Axes>``) or a cell that builds a figure showed no picture.
 """
+import functools
 import inspect
 import os
 import re
@@ -24,17 +25,18 @@ PICTURE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 WIDGET_TYPE = "application/vnd.jupyter.widget-view+json"
 
 
-def figure_builders() -> list[str]:
+@functools.cache
+def figure_builders() -> tuple[str, ...]:
     """Names whose call in a cell builds a figure: the library's figure functions, matplotlib's constructors."""
     from fvae_lib import plots
 
     library = [name for name, fn in inspect.getmembers(plots, inspect.isfunction)
                if not name.startswith("_") and fn.__module__ == plots.__name__
                and fn.__annotations__.get("return") == "Figure"]
-    return library + ["Figure", "plt.subplots", "plt.figure", "latent_explorer", "interact"]
+    return tuple(library + ["Figure", "plt.subplots", "plt.figure", "latent_explorer", "interact"])
 
 
-def figure_display_problems(source: str, outputs: list, builders: list[str]) -> list[str]:
+def figure_display_problems(source: str, outputs: list, builders: tuple[str, ...]) -> list[str]:
     """What a learner would see wrong in one executed cell's outputs (nbformat output dicts)."""
     problems = []
     pictures = widgets = 0

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import resolve_device  # a missing GPU is a ConfigError: one line, exit status 2
 from .data import DSprites
-from .storage import atomic_write_bytes
 from .decomposition import kl_decomposition
 from .encoding import EncodedGrid, encoder_representation, sample_codes
 from .metrics import beta_vae_score, dci, factor_vae_score, images_encoded, mig, mig_sampled
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
-from .config import resolve_device  # a missing GPU is a ConfigError: one line, exit status 2
 from .runs import load_model, read_history
+from .storage import atomic_write_bytes
 
 # disentanglement_lib's defaults, and a quick setting for smoke runs and notebooks under test
 METRIC_SETTINGS = {

@@ -87,7 +87,7 @@ def environment_report(mode: Mode | None = None) -> dict:
         report["mode"] = mode.name
         report["training preset"] = mode.preset
     report["runs folder"] = str(runs_dir())
-    if in_colab() and not str(runs_dir()).startswith("/content/drive"):
+    if runs_are_temporary():
         report["note"] = ("Colab's disk is wiped when the runtime ends; to keep trained runs, run "
                           "`from fvae_lib.notebook import keep_runs_on_drive; keep_runs_on_drive()` first")
     return report
@@ -125,12 +125,23 @@ def run_folder(name: str, mode: Mode) -> Path:
     return runs_dir() / mode.name / name
 
 
-def is_finished(run: Path) -> bool:
+def runs_are_temporary() -> bool:
+    """On Colab with runs outside Google Drive: the runtime's disk, wiped when it ends."""
+    return in_colab() and not str(runs_dir()).startswith("/content/drive")
+
+
+def trained_steps(run: Path) -> tuple[int, int]:
+    """(iterations trained, iterations asked for) of a run folder, from its newest checkpoint; (0, 0) if none loads."""
     try:
         state = load_checkpoint(run)
-    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: not finished
-        return False
-    return int(state["step"]) >= int(state["config"]["iterations"])
+    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: nothing trained yet
+        return 0, 0
+    return int(state["step"]), int(state["config"]["iterations"])
+
+
+def is_finished(run: Path) -> bool:
+    done, asked = trained_steps(run)
+    return asked > 0 and done >= asked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,25 +230,18 @@ class TrainingPlan(list):
             else:
                 status = f"trains {r.config.iterations:,} iterations, about {_duration(r.seconds)}"
             lines.append(f"  {r.name:<16} {what:<22} {status}")
-        rates = {(r.config.model): (r.it_per_s, r.gflop_per_it) for r in self if r.it_per_s}
+        rates = {r.config.model: (r.it_per_s, r.gflop_per_it) for r in self if r.it_per_s}
         for model, (rate, gflop) in rates.items():
             lines.append(f"  measured here: {model} {rate:.1f} it/s ({gflop:.1f} GFLOP per iteration, {rate * gflop:.0f} GFLOP/s)")
         todo = [r for r in self if r.remaining]
         lines.append(f"Total: about {_duration(self.seconds)} of training" if todo else "Nothing to train: every run is reused.")
-        if todo and in_colab() and not str(runs_dir()).startswith("/content/drive"):
+        if todo and runs_are_temporary():
             lines.append("Colab's disk is wiped when the runtime ends: keep_runs_on_drive() (fvae_lib.notebook) keeps runs on Drive.")
         if todo and self.mode.name != "paper" and self.seconds > 600:
             lines.append("That is long for a notebook: a smaller mode (MODE = 'smoke') runs in seconds.")
         return "\n".join(lines)
 
     __repr__ = __str__
-
-
-def _done_steps(run: Path) -> int:
-    try:
-        return int(load_checkpoint(run)["step"])
-    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: nothing trained yet
-        return 0
 
 
 def training_plan(runs, mode: "Mode", data=None, announce: bool = True) -> TrainingPlan:
@@ -253,7 +257,7 @@ def training_plan(runs, mode: "Mode", data=None, announce: bool = True) -> Train
     for name, model, overrides in runs:
         config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
         folder = run_folder(name, mode)
-        run = PlannedRun(name, config, folder, _done_steps(folder))
+        run = PlannedRun(name, config, folder, trained_steps(folder)[0])
         if run.remaining:
             run.it_per_s, run.gflop_per_it = measure_rate(config, data)
         planned.append(run)

@@ -10,10 +10,9 @@ cores fall to about a quarter of their idle rate while 1 thread keeps more than 
 (``/proc/stat``) less this process's CPU time, and gives training the cores nobody else is using:
 all of them on an idle machine, one fewer for each core another process keeps busy. It decides from
 load, never from timing, so on an idle machine it never changes anything. It counts only the CPUs this
-process may run on; a container's CPU quota (cgroup ``cpu.max``) without pinning is not seen, so there pin
-``threads`` to the quota. Changing the thread count can
-change the last bits of fp32 sums on some CPUs; pin ``threads`` to a number where a run must be
-reproducible bit for bit on a shared machine.
+process may run on; a container's CPU quota (cgroup ``cpu.max``) without pinning is not seen, so there
+pin ``threads`` to the quota. Changing the thread count can change the last bits of fp32 sums on some
+CPUs; pin ``threads`` to a number where a run must be reproducible bit for bit on a shared machine.
 """
 from __future__ import annotations
 
@@ -82,7 +81,6 @@ class ThreadPolicy:
     def __init__(self, threads: int = 0, sample=None):
         if threads < 0:
             raise ValueError(f"threads must be 0 (automatic) or a positive count, got {threads}")
-        self.fixed = threads
         self.cores = available_cores()
         self.threads = threads or self.cores
         self.adaptive = threads == 0 and self.cores > 1 and system_busy_seconds() is not None
