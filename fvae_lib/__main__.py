@@ -1,8 +1,9 @@
-"""Command line: ``python -m fvae_lib {data,train,evaluate,demo} ...`` (also ``fvae ...`` once installed).
+"""Command line: ``python -m fvae_lib {data,train,evaluate,sweep,demo} ...`` (also ``fvae ...`` once installed).
 
     data      build or verify dSprites (the real file or the offline replica) and print a summary
     train     train FactorVAE or β-VAE into a run folder, resumable
     evaluate  score a run folder: metrics, the KL decomposition, figures
+    sweep     train and score a grid of runs (models x β or γ x seeds) into one folder, with a results table
     demo      data, a FactorVAE run and its figures, in runs/demo/
 
 Parses arguments and calls the library; a refused configuration exits with status 2 and one message.
@@ -93,6 +94,37 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _numbers(text: str, kind=float) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"expected comma-separated numbers, e.g. 1,4,16; got {text!r}") from None
+
+
+def cmd_sweep(args) -> int:
+    from .engines import run_sweep
+    from .sweep import SweepSpec
+
+    values = SweepSpec.from_file(args.spec).to_dict() if args.spec else {"grid": {}}
+    grid = {m: _numbers(v) for m, v in (("betavae", args.betavae), ("factorvae", args.factorvae)) if v}
+    if grid:
+        values["grid"] = grid
+    given = dict(preset=args.preset, iterations=args.iterations, device=args.device, settings=args.settings,
+                 seeds=_numbers(args.seeds, int) if args.seeds else None,
+                 metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None)
+    values.update({k: v for k, v in given.items() if v is not None})
+    spec = SweepSpec.from_dict(values)
+    slurm = {}
+    for item in args.slurm or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--slurm takes KEY=VALUE (e.g. partition=gpu), got {item!r}")
+        slurm[key] = int(value) if value.isdigit() else value
+    rows = run_sweep(spec, args.out, engine=args.engine, workers=args.workers, threads=args.threads,
+                     cluster=args.cluster, slurm=slurm, progress=not args.no_progress)
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
 def cmd_demo(args) -> int:
     """Dataset summary and factor figure, then a FactorVAE run (cpu preset; gpu on a GPU) with its figures."""
     from .plots import factor_samples, save_figure
@@ -149,6 +181,30 @@ def main(argv=None) -> int:
     p.add_argument("--no-decomposition", action="store_true",
                    help="skip the KL decomposition (it encodes q(z|x) of every image: a minute or two on a CPU)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="train and score a grid of runs into one folder, with a results table (resumable)",
+                       description="Train and score a grid of runs. A spec file (TOML; see reference/sweep.toml) or the "
+                       "flags give the grid; flags override the file. Finished runs are skipped, interrupted ones resume.")
+    p.add_argument("spec", nargs="?", help="a TOML sweep spec, e.g. reference/sweep.toml")
+    p.add_argument("--betavae", help="β values for β-VAE runs, e.g. 1,4,16")
+    p.add_argument("--factorvae", help="γ values for FactorVAE runs, e.g. 10,35,100")
+    p.add_argument("--seeds", help="e.g. 0,1 (default 0)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: the spec's, else cpu")
+    p.add_argument("--iterations", type=int, help="override the preset's iteration count")
+    p.add_argument("--metrics", help="comma-separated (default factor_vae,beta_vae,mig; add dci or mig_sampled)")
+    p.add_argument("--settings", choices=("full", "quick"), help="metric sample counts (default full)")
+    p.add_argument("--device", help="auto (GPU if present), cpu, cuda")
+    p.add_argument("--out", help="the sweep folder (default: the spec's out, else runs/sweep); "
+                   "runs/<mode> makes the runs visible to the notebooks of that mode")
+    p.add_argument("--engine", choices=("local", "submitit"), default="local",
+                   help="local: worker processes here; submitit: SLURM jobs (or submitit's local executor off a cluster)")
+    p.add_argument("--workers", type=int, default=0, help="runs at once (default: one per core on a CPU, one on a GPU)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: the cores divided among the workers)")
+    p.add_argument("--cluster", choices=("slurm", "local", "debug"), help="submitit's executor (default: slurm if found, else local)")
+    p.add_argument("--slurm", action="append", metavar="KEY=VALUE", help="a SLURM parameter for submitit, e.g. partition=gpu, "
+                   "gpus_per_node=1, mem_gb=16 (repeat for more)")
+    p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)

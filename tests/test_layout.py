@@ -13,7 +13,10 @@ LAYERS = [
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
     {"train", "plots"},  # the training loop; figures
-    {"evaluate", "notebook", "exercises", "__main__", "__init__"},  # what users call
+    {"evaluate", "exercises"},  # scoring a run; the notebooks' exercise checkers
+    {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
+    {"engines"},  # where a sweep's runs execute
+    {"notebook", "__main__", "__init__"},  # what users call
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -1,0 +1,105 @@
+"""The reference sweep shipped with the repository (``reference/``): its results, and a few trained models.
+
+    rows = read_results()                      # one dict per run: settings, final loss terms, metrics
+    curves = read_trajectories()               # the FactorVAE metric along training
+    vae, config = load_reference_model("factorvae_g35")
+
+The reference sweep is trained on a 2-core CPU at a small fraction of the paper's 3e5 iterations (the
+spec, ``reference/sweep.toml``, says how many and why). It lets every notebook show trained models and real
+results without a GPU. ``publish`` writes it: the tables, each run's config, history, metrics and
+trajectory (kilobytes), and the weights of a few models in fp16 (about 1 MB each).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from .config import ConfigError, TrainConfig
+from .models import VAE
+from .runs import load_checkpoint, vae_for_state
+from .storage import atomic_write_bytes
+
+RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "trajectory.json")
+
+
+def reference_dir() -> Path:
+    """``$FVAE_REFERENCE``, else the ``reference/`` folder of the source checkout this package runs from."""
+    env = os.environ.get("FVAE_REFERENCE")
+    path = Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "reference"
+    if not (path / "results.jsonl").is_file():
+        raise FileNotFoundError(
+            f"no reference results in {path}: they ship in the repository's reference/ folder. Run from a clone "
+            "(git clone https://github.com/fvae-course/factorvae), or point FVAE_REFERENCE at a copy of that folder")
+    return path
+
+
+def read_results(folder: str | os.PathLike | None = None) -> list[dict]:
+    """The rows of a sweep's ``results.jsonl`` (default: the shipped reference sweep)."""
+    path = Path(folder) if folder else reference_dir()
+    with open(path / "results.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_trajectories(folder: str | os.PathLike | None = None) -> list[dict]:
+    """The rows of a sweep's ``trajectories.csv``: name, model, value, seed, step, factor_vae."""
+    path = Path(folder) if folder else reference_dir()
+    with open(path / "trajectories.csv", newline="") as f:
+        return [dict(r, value=float(r["value"]), seed=int(r["seed"]), step=int(r["step"]), factor_vae=float(r["factor_vae"]))
+                for r in csv.DictReader(f)]
+
+
+def read_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
+    path = (Path(folder) if folder else reference_dir()) / "runs" / name / "history.jsonl"
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def model_names(folder: str | os.PathLike | None = None) -> list[str]:
+    """The runs whose weights are shipped (``models/<name>.pt``)."""
+    path = Path(folder) if folder else reference_dir()
+    return sorted(p.stem for p in (path / "models").glob("*.pt"))
+
+
+def load_reference_model(name: str, device: str | torch.device = "cpu", folder: str | os.PathLike | None = None) -> tuple[VAE, TrainConfig]:
+    """A shipped model (fp16 on disk, float32 here) in eval mode, and its run's config."""
+    path = (Path(folder) if folder else reference_dir()) / "models" / f"{name}.pt"
+    if not path.is_file():
+        raise ConfigError(f"no reference model {name!r}; the shipped ones are {model_names(folder)}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    weights = {k: v.float() for k, v in state["vae"].items()}
+    vae = vae_for_state(weights).to(device)
+    vae.load_state_dict(weights)
+    return vae.eval(), TrainConfig.from_dict(state["config"])
+
+
+def publish(out: str | os.PathLike, spec, rows: list[dict]) -> Path:
+    """Copy a sweep's small results into ``spec.publish['folder']``, with fp16 weights of ``publish['models']``.
+
+    Everything is written to a temporary file and renamed, so an interrupted publish leaves the old files whole.
+    """
+    out, target = Path(out), Path(spec.publish["folder"])
+    (target / "runs").mkdir(parents=True, exist_ok=True)
+    for name in ("results.csv", "results.jsonl", "trajectories.csv", "sweep.json"):
+        atomic_write_bytes(target / name, (out / name).read_bytes())
+    for row in rows:
+        for file in RUN_FILES:
+            if (out / row["name"] / file).is_file():
+                (target / "runs" / row["name"]).mkdir(exist_ok=True)
+                atomic_write_bytes(target / "runs" / row["name"] / file, (out / row["name"] / file).read_bytes())
+    for name in spec.publish.get("models", []):
+        state = load_checkpoint(out / name)
+        small = dict(step=int(state["step"]), config=state["config"],
+                     vae={k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state["vae"].items()})
+        tmp = target / "models" / f".{name}.pt.tmp"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(small, tmp)
+        os.replace(tmp, target / "models" / f"{name}.pt")
+    stale = {p.name for p in (target / "runs").iterdir()} - {r["name"] for r in rows} if (target / "runs").is_dir() else set()
+    for name in stale:  # runs no longer in the spec
+        shutil.rmtree(target / "runs" / name)
+    return target

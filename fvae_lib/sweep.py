@@ -1,0 +1,309 @@
+"""Sweeps: a grid of runs (models × β or γ × seeds), trained, scored and tabulated in one folder.
+
+    python -m fvae_lib sweep reference/sweep.toml                          # from a spec file
+    python -m fvae_lib sweep --betavae 1,4 --factorvae 35 --seeds 0,1 --preset cpu --out runs/cpu
+
+A spec file (TOML) names the grid and, optionally, everything else::
+
+    preset = "cpu"             # any TrainConfig preset
+    iterations = 5000          # overrides the preset's
+    seeds = [0, 1]
+    metrics = ["factor_vae", "beta_vae", "mig"]
+    out = "runs/reference"     # relative to the working directory
+    [grid]
+    betavae = [1, 4, 16]       # values of β
+    factorvae = [10, 35, 100]  # values of γ
+
+The sweep folder holds one run folder per run, named as the notebooks name theirs (``betavae_b4``,
+``factorvae_g35_s1``; seed 0 has no suffix), so notebook 07 and a sweep into ``runs/<mode>`` see the same
+runs; and beside them ``sweep.json`` (the resolved spec), ``results.csv`` and ``results.jsonl`` (one row per
+run: settings, status, final loss terms, every metric, the KL decomposition) and ``trajectories.csv`` (the
+FactorVAE metric of the encoder's snapshots along training).
+
+A sweep is resumable: a run that is trained and scored is skipped, an interrupted one resumes from its last
+checkpoint, and a failed run is reported in the table (its log is ``<run>/sweep.log``) without stopping the
+others. Engines (:mod:`fvae_lib.engines`): worker processes on this machine, or submitit (SLURM, or its local
+executor).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import MODELS, PRESETS, ConfigError, TrainConfig
+from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
+from .runs import has_checkpoint, load_checkpoint, read_history
+from .storage import atomic_write_bytes
+
+HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
+DEFAULT_METRICS = ("factor_vae", "beta_vae", "mig")  # DCI is left out by default: ~3 CPU-minutes a run
+# The metric over training: the FactorVAE metric of each snapshot, with fewer votes than `full` (its standard
+# error at 1,000 evaluation votes is at most 1.6 points) so that a dozen snapshots cost seconds each.
+TRAJECTORY_SETTINGS = dict(batch_size=64, num_train=1000, num_eval=1000, num_variance_estimate=5000)
+
+
+def run_name(model: str, value: float, seed: int) -> str:
+    """The run folder's name, as the notebooks write it: ``betavae_b4``, ``factorvae_g35_s1``."""
+    key = HYPERPARAMETER[model][0]
+    return f"{model}_{key}{value:g}" + (f"_s{seed}" if seed else "")
+
+
+@dataclass
+class SweepSpec:
+    """What a sweep trains and how it scores it. ``grid`` maps each model to its values of β (β-VAE) or γ."""
+
+    grid: dict[str, list[float]]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    preset: str = "cpu"
+    iterations: int | None = None
+    snapshot_every: int | None = None
+    batch_size: int | None = None
+    data_source: str = "auto"
+    device: str = "auto"
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    settings: str = "full"
+    trajectory_every: int = 0  # score the snapshots whose step is a multiple of this (0: the run's snapshot_every; -1: none)
+    out: str | None = None
+    publish: dict = field(default_factory=dict)  # {"folder": ..., "models": [...]}: see fvae_lib.reference.publish
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "SweepSpec":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"sweep spec {path} not found; write a TOML file with a [grid] table (see `python -m fvae_lib sweep --help`)")
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover -- Python 3.10
+            import tomli as tomllib
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"sweep spec {path} is not valid TOML: {err}") from None
+        if values.get("publish", {}).get("folder"):  # relative to the spec file
+            values["publish"]["folder"] = str(path.parent / values["publish"]["folder"])
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SweepSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"sweep spec: unknown keys {unknown}; known: {sorted(names)}")
+        if "grid" not in values:
+            raise ConfigError("sweep spec: no grid; give e.g. [grid] betavae = [1, 4] factorvae = [35]")
+        spec = cls(**values)
+        spec.validate()
+        return spec
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        if not isinstance(self.grid, dict) or not self.grid:
+            raise ConfigError("sweep spec: the grid is empty; give each model a list of values, e.g. betavae = [1, 4]")
+        for model, values in self.grid.items():
+            if model not in MODELS:
+                raise ConfigError(f"sweep spec: unknown model {model!r} in the grid; choose from {MODELS}")
+            if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values):
+                raise ConfigError(f"sweep spec: grid.{model} must be a non-empty list of numbers >= 0 "
+                                  f"(its {HYPERPARAMETER[model]} values), got {values!r}")
+        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
+            raise ConfigError(f"sweep spec: seeds must be a non-empty list of integers >= 0, got {self.seeds!r}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"sweep spec: unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.settings not in METRIC_SETTINGS:
+            raise ConfigError(f"sweep spec: settings must be one of {sorted(METRIC_SETTINGS)}, got {self.settings!r}")
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ConfigError(f"sweep spec: unknown metrics {unknown}; choose from {list(METRICS)}")
+        for task in self.tasks(threads=1):  # every run's config is checked before any work starts
+            TrainConfig.from_dict(task["config"]).validate()
+
+    def tasks(self, out: str | os.PathLike = ".", threads: int = 1) -> list[dict]:
+        """One task per run, longest first (FactorVAE before β-VAE), so that workers finish together."""
+        found = []
+        for model in sorted(self.grid, key=lambda m: m != "factorvae"):
+            for seed in self.seeds:
+                for value in self.grid[model]:
+                    config = TrainConfig.from_preset(
+                        self.preset, model=model, device=self.device, seed=seed, iterations=self.iterations,
+                        snapshot_every=self.snapshot_every, batch_size=self.batch_size, data_source=self.data_source,
+                        threads=threads, **{HYPERPARAMETER[model]: float(value)})
+                    name = run_name(model, value, seed)
+                    found.append(dict(name=name, folder=str(Path(out) / name), config=config.to_dict(),
+                                      metrics=list(self.metrics), settings=self.settings,
+                                      trajectory_every=self.trajectory_every))
+        names = [t["name"] for t in found]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sweep spec: two grid values give the same run name ({sorted(n for n in names if names.count(n) > 1)[0]})")
+        return found
+
+
+# --------------------------------------------------------------------------------------------------
+# One run: train (or resume), score, trace the metric over snapshots. Runs in a worker process or a job.
+# --------------------------------------------------------------------------------------------------
+
+def task_state(task: dict) -> str:
+    """'done' (trained and scored), 'partial' (some work left) or 'new' (nothing there yet)."""
+    run = Path(task["folder"])
+    if not (run / "config.json").exists():
+        return "new"
+    try:
+        state = load_checkpoint(run)
+    except Exception:  # noqa: BLE001 -- no checkpoint yet, or a damaged one: training resumes or restarts
+        return "partial"
+    if int(state["step"]) < int(task["config"]["iterations"]):
+        return "partial"
+    return "done" if _scored(task) and _traced(task) else "partial"
+
+
+def _scored(task: dict) -> bool:
+    run = Path(task["folder"])
+    try:
+        result = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    fresh = (run / "metrics.json").stat().st_mtime >= (run / "checkpoint.pt").stat().st_mtime
+    return fresh and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
+
+
+def _traced(task: dict) -> bool:
+    return task["trajectory_every"] < 0 or (Path(task["folder"]) / "trajectory.json").exists()
+
+
+def run_task(task: dict) -> dict:
+    """Train, score and trace one run; never raises: a failure comes back as ``status: failed``.
+
+    Everything the run prints goes to ``<run>/sweep.log``.
+    """
+    run = Path(task["folder"])
+    run.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run / "sweep.log", "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
+        print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sweep task {task['name']} (pid {os.getpid()})")
+        try:
+            _run_task(task)
+            status, error = "finished", ""
+        except BaseException as err:  # noqa: BLE001 -- reported in the table; the other runs go on
+            traceback.print_exc()
+            status, error = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            if isinstance(err, KeyboardInterrupt):
+                raise
+    return dict(name=task["name"], status=status, error=error, seconds=round(time.perf_counter() - t0, 1))
+
+
+def _run_task(task: dict) -> None:
+    from .train import Trainer  # here, not at the top: the engines import this module in light processes
+
+    run = Path(task["folder"])
+    config = TrainConfig.from_dict(task["config"])
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    resume = (run / "config.json").exists()
+    trainer = Trainer(config, run, resume=resume, progress=False)
+    if trainer.step < config.iterations:
+        trainer.run()
+    data = trainer.data
+    del trainer
+    if not _scored(task):
+        evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device)
+    if not _traced(task):
+        write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device)
+
+
+def write_trajectory(run: Path, every: int, data, device: str = "cpu") -> list[dict]:
+    """The FactorVAE metric (TRAJECTORY_SETTINGS) of each snapshot whose step is a multiple of ``every``."""
+    from .config import resolve_device
+    from .encoding import encoder_representation
+    from .metrics import factor_vae_score
+    from .runs import load_snapshots
+
+    points = []
+    for step, vae in load_snapshots(run, resolve_device(device)):
+        if every and step % every:
+            continue
+        score = factor_vae_score(data, encoder_representation(vae), np.random.default_rng(0), **TRAJECTORY_SETTINGS)
+        points.append(dict(step=step, factor_vae=score["eval_accuracy"]))
+        print(f"trajectory: step {step} FactorVAE metric {score['eval_accuracy']:.3f}")
+    atomic_write_bytes(run / "trajectory.json", json.dumps(dict(settings=TRAJECTORY_SETTINGS, points=points), indent=1).encode())
+    return points
+
+
+# --------------------------------------------------------------------------------------------------
+# The table: one row per run
+# --------------------------------------------------------------------------------------------------
+
+def final_terms(history: list[dict], share: float = 0.1) -> dict:
+    """Each logged loss term averaged over the last ``share`` of the logged windows (the last 10% of training)."""
+    if not history:
+        return {}
+    tail = history[-max(1, int(round(len(history) * share))):]
+    keys = [k for k, v in tail[-1].items() if isinstance(v, (int, float)) and k not in ("step", "elapsed_s", "threads")]
+    return {k: float(np.mean([h[k] for h in tail if k in h])) for k in keys}
+
+
+def result_row(task: dict, outcome: dict | None = None) -> dict:
+    """A run's row: its settings, status, training time, final loss terms, metrics and KL decomposition."""
+    run = Path(task["folder"])
+    config = task["config"]
+    model = config["model"]
+    row = dict(name=task["name"], model=model, hyperparameter=HYPERPARAMETER[model],
+               value=config[HYPERPARAMETER[model]], beta=config["beta"], gamma=config["gamma"] if model == "factorvae" else None,
+               seed=config["seed"], preset=config["preset"], iterations=config["iterations"])
+    history = read_history(run) if (run / "history.jsonl").exists() else []
+    row["steps"] = history[-1]["step"] if history else 0
+    row["status"] = (outcome or {}).get("status") or ("finished" if task_state(task) == "done" else "incomplete")
+    row["error"] = (outcome or {}).get("error", "")
+    row["train_seconds"] = round(history[-1]["elapsed_s"], 1) if history and "elapsed_s" in history[-1] else None
+    row.update({f"final_{k}": round(v, 4) for k, v in final_terms(history).items() if k != "it_per_s"})
+    try:
+        result = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        result = {}
+    for metric, values in result.get("metrics", {}).items():
+        row.update({f"{metric}.{k}": v for k, v in values.items() if isinstance(v, (int, float)) and k != "seconds"})
+    for k, v in result.get("decomposition", {}).items():
+        if isinstance(v, (int, float)) and k not in ("seconds", "num_points"):
+            row[f"decomposition.{k}"] = v
+    return row
+
+
+def write_table(path_stem: Path, rows: list[dict]) -> None:
+    """``<stem>.csv`` and ``<stem>.jsonl``, written atomically; columns in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path_stem.with_suffix(".csv"), text.getvalue().encode())
+    atomic_write_bytes(path_stem.with_suffix(".jsonl"), "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def write_trajectories(path: Path, tasks: list[dict]) -> None:
+    rows = []
+    for task in tasks:
+        try:
+            points = json.loads((Path(task["folder"]) / "trajectory.json").read_text())["points"]
+        except (OSError, ValueError, KeyError):
+            continue
+        config = task["config"]
+        rows += [dict(name=task["name"], model=config["model"], value=config[HYPERPARAMETER[config["model"]]],
+                      seed=config["seed"], **p) for p in points]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["name", "model", "value", "seed", "step", "factor_vae"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode())

@@ -1,0 +1,140 @@
+"""Sweeps: the spec, the plan of workers, the table, and real smoke sweeps through both engines."""
+import json
+import textwrap
+
+import pytest
+import torch
+
+from fvae_lib.config import ConfigError
+from fvae_lib.engines import plan_workers, run_sweep
+from fvae_lib.reference import load_reference_model, publish, read_results, read_trajectories, reference_dir
+from fvae_lib.runs import load_model
+from fvae_lib.sweep import SweepSpec, final_terms, run_name, task_state
+
+
+def test_run_names_are_the_notebooks_names():
+    assert run_name("betavae", 4.0, 0) == "betavae_b4"
+    assert run_name("factorvae", 35, 0) == "factorvae_g35"
+    assert run_name("betavae", 0.5, 2) == "betavae_b0.5_s2"
+
+
+def test_spec_from_toml_and_its_tasks(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent("""
+        preset = "smoke"
+        seeds = [0, 1]
+        iterations = 30
+        [grid]
+        betavae = [1, 4]
+        factorvae = [35]
+        [publish]
+        folder = "pub"
+    """))
+    spec = SweepSpec.from_file(path)
+    tasks = spec.tasks(tmp_path / "out", threads=1)
+    assert [t["name"] for t in tasks] == ["factorvae_g35", "factorvae_g35_s1", "betavae_b1", "betavae_b4", "betavae_b1_s1", "betavae_b4_s1"]
+    assert all(t["config"]["iterations"] == 30 and t["config"]["preset"] == "smoke" for t in tasks)
+    assert tasks[0]["config"]["gamma"] == 35 and tasks[2]["config"]["beta"] == 1 and tasks[1]["config"]["seed"] == 1
+    assert spec.publish["folder"] == str(tmp_path / "pub")  # relative to the spec file, not the working directory
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"grid": {"vae": [1]}}, "unknown model 'vae'"),
+    ({"grid": {"betavae": []}}, "non-empty list"),
+    ({"grid": {"betavae": [-1]}}, "numbers >= 0"),
+    ({"grid": {"betavae": [1]}, "sedes": [0]}, "unknown keys ['sedes']"),
+    ({"grid": {"betavae": [1]}, "preset": "huge"}, "unknown preset"),
+    ({"grid": {"betavae": [1]}, "metrics": ["fvae"]}, "unknown metrics"),
+    ({"seeds": [0]}, "no grid"),
+    ({"grid": {"betavae": [1, 1.0]}}, "same run name"),
+])
+def test_bad_specs_are_refused_with_what_to_fix(values, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        SweepSpec.from_dict(values)
+    assert message in str(err.value)
+
+
+def test_missing_or_broken_spec_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        SweepSpec.from_file(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("grid = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        SweepSpec.from_file(tmp_path / "bad.toml")
+
+
+def test_plan_workers():
+    assert plan_workers(12, "cpu", cores=2) == (2, 1)  # one one-thread run per core (measured faster on 2 cores)
+    assert plan_workers(1, "cpu", cores=2) == (1, 2)  # a lone run gets every core
+    assert plan_workers(12, "cpu", threads=2, cores=2) == (1, 2)
+    assert plan_workers(12, "cpu", workers=3, cores=8) == (3, 2)
+    with pytest.raises(ConfigError):
+        plan_workers(3, "cpu", workers=-1)
+
+
+def test_final_terms_average_the_last_tenth():
+    history = [{"step": i, "recon": float(i), "elapsed_s": 1.0} for i in range(1, 21)]
+    assert final_terms(history) == {"recon": 19.5}  # the last 2 of 20 windows
+
+
+@pytest.mark.slow
+def test_smoke_sweep_trains_scores_resumes_and_reports_a_failure(tmp_path):
+    out = tmp_path / "sweep"
+    # a folder that already holds a different run under one of the names: that run must fail, the other go on
+    blocker = out / "factorvae_g35"
+    blocker.mkdir(parents=True)
+    (blocker / "config.json").write_text(json.dumps({"model": "betavae", "preset": "smoke"}))
+    spec = SweepSpec.from_dict({"grid": {"betavae": [4], "factorvae": [35]}, "preset": "smoke", "settings": "quick"})
+    rows = {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}
+    assert rows["factorvae_g35"]["status"] == "failed" and rows["factorvae_g35"]["error"]
+    good = rows["betavae_b4"]
+    assert good["status"] == "finished" and good["steps"] == 40 and good["beta"] == 4.0
+    assert 0 <= good["factor_vae.eval_accuracy"] <= 1 and good["decomposition.avg_kl"] > 0 and good["final_recon"] > 0
+    table = (out / "results.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("name,model,hyperparameter,value")
+    assert [json.loads(line)["name"] for line in (out / "results.jsonl").read_text().splitlines()] == ["factorvae_g35", "betavae_b4"]
+    traj = read_trajectories(out)
+    assert [(p["name"], p["step"]) for p in traj] == [("betavae_b4", 20), ("betavae_b4", 40)]
+
+    # resumable: the finished run is not touched again; mending the blocked folder lets the failed one finish
+    done = out / "betavae_b4" / "checkpoint.pt"
+    before = done.stat().st_mtime_ns
+    (blocker / "config.json").unlink()
+    rows = {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}
+    assert done.stat().st_mtime_ns == before
+    assert rows["factorvae_g35"]["status"] == "finished" and "final_tc" in rows["factorvae_g35"]
+    assert all(task_state(t) == "done" for t in spec.tasks(out))
+
+
+@pytest.mark.slow
+def test_smoke_sweep_through_submitit_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    spec = SweepSpec.from_dict({"grid": {"betavae": [1, 4]}, "preset": "smoke", "settings": "quick", "trajectory_every": -1})
+    rows = run_sweep(spec, tmp_path, engine="submitit", cluster="local", workers=2, threads=1, progress=False, poll_s=0.2)
+    assert [r["status"] for r in rows] == ["finished", "finished"], rows
+    assert len([p for p in (tmp_path / ".submitit").iterdir() if p.name.isdigit()]) == 2  # two real jobs ran
+    with pytest.raises(ConfigError, match="SLURM"):
+        run_sweep(spec, tmp_path, engine="submitit", cluster="local", slurm={"partition": "x"}, progress=False)
+
+
+@pytest.mark.slow
+def test_publish_writes_small_files_and_fp16_models_that_load(tmp_path):
+    out = tmp_path / "sweep"
+    spec = SweepSpec.from_dict({"grid": {"betavae": [4]}, "preset": "smoke", "settings": "quick",
+                                "publish": {"folder": str(tmp_path / "pub"), "models": ["betavae_b4"]}})
+    run_sweep(spec, out, workers=1, threads=1, progress=False, poll_s=0.2)
+    pub = tmp_path / "pub"
+    assert sorted(p.name for p in (pub / "runs" / "betavae_b4").iterdir()) == ["config.json", "history.jsonl", "metrics.json", "trajectory.json"]
+    assert read_results(pub)[0]["name"] == "betavae_b4"
+    small, config = load_reference_model("betavae_b4", folder=pub)
+    full, _ = load_model(out / "betavae_b4")
+    assert config.beta == 4.0
+    for (name, a), b in zip(full.state_dict().items(), small.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name  # fp16 rounding only
+    with pytest.raises(ConfigError, match="shipped ones are"):
+        load_reference_model("betavae_b99", folder=pub)
+
+
+def test_reference_dir_says_where_the_results_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("FVAE_REFERENCE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="reference/ folder"):
+        reference_dir()
