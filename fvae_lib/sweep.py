@@ -45,7 +45,7 @@ import torch
 
 from .config import MODELS, PRESETS, ConfigError, TrainConfig
 from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
-from .runs import has_checkpoint, load_checkpoint, read_history
+from .runs import load_checkpoint, read_history
 from .storage import atomic_write_bytes
 
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies

@@ -7,7 +7,7 @@ import torch
 
 from fvae_lib.config import ConfigError
 from fvae_lib.engines import plan_workers, run_sweep
-from fvae_lib.reference import load_reference_model, publish, read_results, read_trajectories, reference_dir
+from fvae_lib.reference import load_reference_model, read_results, read_trajectories, reference_dir
 from fvae_lib.runs import load_model
 from fvae_lib.sweep import SweepSpec, final_terms, run_name, task_state
 
