@@ -220,3 +220,66 @@ def check_majority_vote_accuracy(fn: Callable) -> bool:
         return "wrong value. Hint: Σ_j max_k V[k, j] / Σ V"
 
     return _run("majority-vote accuracy", check)
+
+
+# -- 07 Reproducing the paper -----------------------------------------------------------------------
+
+
+def _diagnose(fn: Callable, cases: list, right: Callable, wrong: list) -> str | None:
+    """Run ``fn`` on every case; None if it answers as ``right`` does, else the message of the classic wrong
+    answer (a function in ``wrong``) whose answers it reproduces, else the first case it gets wrong."""
+    got = [bool(fn(*case)) for case in cases]
+    want = [bool(right(*case)) for case in cases]
+    if got == want:
+        return None
+    for mistake, message in wrong:
+        if got == [bool(mistake(*case)) for case in cases]:
+            return message
+    k = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
+    return f"on {cases[k]} the answer is {want[k]}, yours {got[k]}"
+
+
+def check_dominates(fn: Callable) -> bool:
+    """fn(a, b) -> True when point a = (error, score) dominates b: no worse on both, strictly better on one."""
+    cases = [((100, 0.8), (120, 0.7)), ((120, 0.7), (100, 0.8)), ((100, 0.8), (100, 0.7)), ((100, 0.8), (120, 0.8)),
+             ((100, 0.8), (100, 0.8)), ((90, 0.6), (120, 0.8)), ((130, 0.9), (120, 0.8)), ((120, 0.8), (100, 0.8))]
+    wrong = [
+        (lambda a, b: a[0] >= b[0] and a[1] >= b[1] and (a[0] > b[0] or a[1] > b[1]),
+         "you have the error backwards: a lower reconstruction error is better (the better corner is up and to the left)"),
+        (lambda a, b: a[0] <= b[0] and a[1] >= b[1],
+         "a point does not dominate itself: it must also be strictly better on at least one axis"),
+        (lambda a, b: a[0] < b[0] and a[1] > b[1],
+         "a tie on one axis and a win on the other is still domination: use <= and >= on both, and require one strict inequality"),
+        (lambda a, b: a[0] < b[0] or a[1] > b[1],
+         "better on one axis and worse on the other is a trade, not domination: it must be no worse on both"),
+    ]
+    return _run("dominates", lambda: _diagnose(fn, cases, _dominates, wrong))
+
+
+def _dominates(a, b) -> bool:
+    return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
+
+
+def check_separated(fn: Callable) -> bool:
+    """fn(seeds_a, seeds_b) -> True when the two settings' seed values do not overlap (every a above every b, or below)."""
+    pairs = [([0.60, 0.70], [0.72, 0.80]), ([0.72, 0.80], [0.60, 0.70]), ([0.60, 0.75], [0.70, 0.80]),
+             ([0.55, 0.87], [0.69, 0.71]), ([0.9, 0.5], [0.6, 0.4]), ([0.5, 0.6], [0.6, 0.7]), ([0.9, 0.5], [0.4, 0.45]),
+             ([0.7, 0.8], [0.7, 0.6])]
+    cases = [(np.array(a), np.array(b)) for a, b in pairs]
+    wrong = [
+        (lambda a, b: a.mean() != b.mean(),
+         "the means differ but the seeds overlap: compare the ranges of the seeds (lowest and highest), not the means"),
+        (lambda a, b: abs(a.mean() - b.mean()) > 0.05,
+         "a gap between the means says nothing about the spread: compare the ranges of the seeds, not the means"),
+        (lambda a, b: a[0] != b[0],
+         "you compared the first seeds only: use every seed of each setting"),
+        (lambda a, b: a[0] > b[-1] or a[-1] < b[0],
+         "the seeds need not be sorted: use min() and max(), not the first and last values"),
+        (lambda a, b: a.min() >= b.max() or a.max() <= b.min(),
+         "ranges that touch are not separated: a seed of each setting scored the same"),
+    ]
+    return _run("separated", lambda: _diagnose(fn, cases, _separated, wrong))
+
+
+def _separated(a, b) -> bool:
+    return bool(np.min(a) > np.max(b) or np.max(a) < np.min(b))

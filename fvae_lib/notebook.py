@@ -44,16 +44,16 @@ class Mode:
     decomposition_steps: dict | None = None
     sweep_betas: tuple = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)
     sweep_gammas: tuple = (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)
-    sweep_seeds: tuple = (0, 1, 2)
+    sweep_seeds: tuple = (0, 1, 2)  # notebook 07's own sweep (sweep_spec): the paper used 10 seeds [recollection]
 
 
 MODES = {
     "smoke": Mode("smoke", "smoke", "quick", trained_enough=False,
                   sweep_betas=(1.0, 16.0), sweep_gammas=(10.0, 100.0), sweep_seeds=(0,)),
     "cpu": Mode("cpu", "cpu", "quick", trained_enough=True, decomposition_steps=SMOKE_GRID,
-                sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0,)),
+                sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0, 1)),
     "gpu": Mode("gpu", "gpu", "quick", trained_enough=True, decomposition_steps=SMOKE_GRID,
-                sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0,)),
+                sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0, 1)),
     "paper": Mode("paper", "paper", "full", trained_enough=True),
 }
 
@@ -287,3 +287,25 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     trainer = Trainer(config, run, resume=(run / "config.json").exists(), data=data, progress=progress)
     trainer.run()
     return trainer.vae.eval(), config, read_history(run)
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebook 07's sweep: the same run folders as the other notebooks
+# --------------------------------------------------------------------------------------------------
+
+def sweep_spec(mode: Mode):
+    """The sweep of ``mode`` (notebook 07): its grid and seeds, trained into ``runs/<mode>``, where notebooks
+    01-06 keep their runs, so a run they trained (``betavae_b4``, ``factorvae_g35``) is reused, not retrained."""
+    from .sweep import SweepSpec
+
+    return SweepSpec.from_dict(dict(
+        grid={"betavae": list(mode.sweep_betas), "factorvae": list(mode.sweep_gammas)}, seeds=list(mode.sweep_seeds),
+        preset=mode.preset, settings="quick" if mode.name == "smoke" else "full", out=str(runs_dir() / mode.name)))
+
+
+def sweep_command(mode: Mode) -> str:
+    """The command line that runs :func:`sweep_spec` outside the notebook (it prints progress; resumable)."""
+    spec = sweep_spec(mode)
+    grid = " ".join(f"--{m} {','.join(f'{v:g}' for v in vs)}" for m, vs in spec.grid.items())
+    return (f"python -m fvae_lib sweep {grid} --seeds {','.join(map(str, spec.seeds))} --preset {spec.preset} "
+            f"--settings {spec.settings} --out {spec.out}")

@@ -8,11 +8,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fvae_lib"
 
 # Lower layers never import higher ones: a module may import its own layer or those below it.
 LAYERS = [
-    {"device", "storage", "gaussians", "threads"},  # no fvae_lib imports at all, or only each other
+    {"device", "storage", "gaussians", "threads", "results"},  # no fvae_lib imports at all, or only each other
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
-    {"train", "plots"},  # the training loop; figures
+    {"train", "plots", "sweep_plots"},  # the training loop; figures
     {"evaluate", "exercises"},  # scoring a run; the notebooks' exercise checkers
     {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
     {"engines"},  # where a sweep's runs execute

@@ -1,0 +1,95 @@
+"""Figures of a sweep: the reconstruction-disentanglement trade-off, the metric over training, I(x;z) against TC.
+
+Each takes the rows of a results table (:mod:`fvae_lib.results`) and returns a Figure; the spread over seeds
+is drawn, not hidden: every seed is a small point, the mean over seeds a large one with a bar from the lowest
+to the highest seed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .plots import _figure
+from .results import METRIC_LABELS, RECONSTRUCTION, label, summarise
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COLORS = {"betavae": "C0", "factorvae": "C1"}
+NAMES = {"betavae": "β-VAE", "factorvae": "FactorVAE"}
+
+
+def _scatter_groups(ax, groups, x: str, y: str) -> None:
+    for model in ("betavae", "factorvae"):
+        mine = [g for g in groups if g["model"] == model]
+        if not mine:
+            continue
+        color = COLORS[model]
+        for g in mine:
+            ax.scatter(g[x]["values"], g[y]["values"], s=12, color=color, alpha=0.45, linewidths=0)
+            ax.errorbar(g[x]["mean"], g[y]["mean"], color=color, fmt="o", ms=6, capsize=2, lw=1,
+                        xerr=[[g[x]["mean"] - g[x]["min"]], [g[x]["max"] - g[x]["mean"]]],
+                        yerr=[[g[y]["mean"] - g[y]["min"]], [g[y]["max"] - g[y]["mean"]]])
+            ax.annotate(label(g), (g[x]["mean"], g[y]["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7, color=color)
+        ax.plot([g[x]["mean"] for g in mine], [g[y]["mean"] for g in mine], color=color, lw=0.8, alpha=0.6,
+                label=f"{NAMES[model]} (mean of seeds {', '.join(map(str, mine[0]['seeds']))})")
+    ax.set_xlabel(METRIC_LABELS.get(x, x))
+    ax.set_ylabel(METRIC_LABELS.get(y, y))
+
+
+def tradeoff(rows: list[dict], metrics=("factor_vae.eval_accuracy", "beta_vae.eval_accuracy", "mig.mig"),
+             title: str | None = None) -> Figure:
+    """Reconstruction error (x) against each metric (y): better is up and to the left."""
+    groups = summarise(rows, [RECONSTRUCTION, *metrics])
+    fig = _figure(figsize=(4.2 * len(metrics), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics):
+        _scatter_groups(ax, groups, RECONSTRUCTION, metric)
+        ax.annotate("better", xy=(0.04, 0.96), xytext=(0.2, 0.8), xycoords="axes fraction", fontsize=7, color="0.4",
+                    arrowprops=dict(arrowstyle="->", color="0.5"))
+    axes[0].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def metric_over_training(trajectories: list[dict], title: str | None = None) -> Figure:
+    """The FactorVAE metric of each run's snapshots along training: one line per seed, the mean thicker."""
+    fig = _figure(figsize=(8.4, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, model in zip(axes, ("betavae", "factorvae")):
+        mine = [t for t in trajectories if t["model"] == model]
+        values = sorted({t["value"] for t in mine})
+        for k, value in enumerate(values):
+            color = f"C{k + (0 if model == 'betavae' else 3)}"
+            runs = {}
+            for t in mine:
+                if t["value"] == value:
+                    runs.setdefault(t["seed"], []).append((t["step"], t["factor_vae"]))
+            for points in runs.values():
+                ax.plot(*zip(*sorted(points)), color=color, lw=0.7, alpha=0.5)
+            steps = sorted({s for points in runs.values() for s, _ in points})
+            mean = [np.mean([v for points in runs.values() for s, v in points if s == step]) for step in steps]
+            ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3,
+                    label=f"{'β' if model == 'betavae' else 'γ'}={value:g} ({len(runs)} seeds)")
+        ax.set_title(NAMES[model], fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("FactorVAE metric")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def information_and_tc(rows: list[dict], title: str | None = None) -> Figure:
+    """The KL decomposition of each group: I(x; z) (x) against TC (y). FactorVAE should lower TC and keep I."""
+    x, y = "decomposition.mutual_info", "decomposition.total_correlation"
+    groups = summarise(rows, [x, y])
+    fig = _figure(figsize=(4.6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    _scatter_groups(ax, groups, x, y)
+    ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
