@@ -49,6 +49,8 @@ def check_index_of(fn: Callable) -> bool:
         ref = np.ravel_multi_index(tuple(factors.T), sizes)
         if np.array_equal(got, np.ravel_multi_index(tuple(factors.T), sizes, order="F")):
             return "that is column-major (the first factor fastest); dSprites puts posY, the last factor, fastest"
+        if np.array_equal(got, sum(factors[:, k] * math.prod(sizes[k:]) for k in range(len(sizes)))):
+            return "each factor is multiplied by its own size too: the stride of factor k is Π over the factors after k (j > k), not j ≥ k"
         if not np.array_equal(got, ref):
             return f"expected {ref.tolist()}, got {got.tolist()}. Hint: index = Σ_k factor_k · Π_(j>k) size_j"
         return None
@@ -68,8 +70,15 @@ def check_kl_divergence(fn: Callable) -> bool:
         got = fn(mu, logvar)
         if torch.as_tensor(got).numel() != 1:
             return f"expected one number (sum over dimensions, mean over the batch), got shape {tuple(torch.as_tensor(got).shape)}"
-        if _close(got, objectives.kl_per_dimension(mu, logvar).sum(1).sum()):
+        per_dim = objectives.kl_per_dimension(mu, logvar)
+        if _close(got, per_dim.sum(1).sum()):
             return "you summed over the batch: average over it instead (nats per image)"
+        if _close(got, per_dim.mean()):
+            return "you averaged over the latent dimensions too: the KL of a diagonal Gaussian is the sum over its dimensions"
+        if _close(got, (per_dim + 0.5).sum(1).mean()):
+            return "the −1 is missing: KL_j = ½ (mu_j² + exp(logvar_j) − logvar_j − 1), which is 0 when mu = 0 and logvar = 0"
+        if _close(got, objectives.kl_per_dimension(mu, 2 * logvar).sum(1).mean()):
+            return "you used logvar as log σ; it is log σ², the log of the variance, so σ² = exp(logvar)"
         if not _close(got, objectives.kl_divergence(mu, logvar)):
             return "wrong value. Hint: KL_j = ½ (mu_j² + exp(logvar_j) − logvar_j − 1); it is 0 when mu = 0, logvar = 0"
         return None
@@ -85,6 +94,10 @@ def check_reparameterise(fn: Callable) -> bool:
         got = fn(mu, logvar, eps)
         if _close(got, mu + logvar.exp() * eps):
             return "you scaled eps by the variance; scale it by the standard deviation exp(logvar / 2)"
+        if _close(got, mu + logvar * eps) or _close(got, mu + 0.5 * logvar * eps):
+            return "logvar is a logarithm: the standard deviation is exp(logvar / 2), not logvar itself"
+        if _close(got, mu + eps):
+            return "eps is not scaled: z = mu + σ · eps with σ = exp(logvar / 2)"
         if not _close(got, mu + torch.exp(0.5 * logvar) * eps):
             return "z should be mu + exp(logvar / 2) * eps"
         return None
@@ -107,6 +120,12 @@ def check_log_aggregate_posterior(fn: Callable) -> bool:
             return f"expected shape {tuple(ref.shape)} (one log-density per sample), got {tuple(got.shape)}"
         if _close(got, ref + math.log(20)):
             return "off by log N: the mixture averages the N components, so subtract log N"
+        per_dim = log_normal_per_dim(z, mu, logvar)  # (S, N, d)
+        if _close(got, (torch.logsumexp(per_dim, dim=1) - math.log(20)).sum(-1)):
+            return ("that is log q̄(z) = Σ_j log q(z_j), the product of the marginals: q(z) is a mixture of whole "
+                    "Gaussians, so sum over dimensions inside each component, then logsumexp over components")
+        if _close(got, per_dim.sum(-1).mean(1)):
+            return "you averaged the log-densities; q(z) averages the densities: logsumexp over components, minus log N"
         if not _close(got, ref):
             return "wrong value. Hint: sum the per-dimension Gaussian log-densities, then logsumexp over the N components"
         return None
@@ -129,9 +148,17 @@ def check_permute_dims(fn: Callable) -> bool:
         if not torch.equal(out.sort(0).values, z.sort(0).values):
             if torch.equal(out.sort(1).values, z.sort(1).values):
                 return "you shuffled within each sample (across dimensions): the classic bug. Permute each column across the batch"
+            if all(torch.isin(out[:, j], z[:, j]).all() for j in range(6)):
+                return ("values repeat and others are missing: you sampled rows with replacement. A permutation "
+                        "(torch.randperm) uses every row exactly once, so each marginal is kept exactly")
             return "a column lost or changed values: each column must keep exactly its own values"
         if torch.equal(out, z):
             return "nothing moved: permute the rows of each column"
+        if torch.equal(out, z.sort(0).values) or torch.equal(out, z.sort(0, descending=True).values):
+            return "you sorted each column: that keeps the values but ties every column to the same order (rank). Draw a random permutation per column"
+        unchanged = [j for j in range(6) if torch.equal(out[:, j], z[:, j])]
+        if unchanged:
+            return f"column(s) {unchanged} did not move: permute every latent dimension, each with its own permutation"
         ranks = [torch.argsort(torch.argsort(out[:, j])) for j in range(6)]
         if all(torch.equal(ranks[0], r) for r in ranks[1:]) or (out[:, None] == z[None]).all(-1).any(1).sum() > 200:
             return "all columns moved together (one permutation of whole rows): draw a separate permutation per column"
@@ -149,10 +176,15 @@ def check_tc_from_logits(fn: Callable) -> bool:
     def check():
         logits = torch.tensor([[2.0, 0.0], [1.0, 1.5], [0.0, -1.0]])
         got = fn(logits)
+        if torch.as_tensor(got).numel() != 1:
+            return "expected one number: the estimate is the average of logit_0 − logit_1 over the batch"
         if _close(got, -objectives.total_correlation_estimate(logits)):
             return "the sign is flipped: class 0 is 'from q(z)', so the estimate is logit_0 − logit_1"
         if _close(got, torch.log_softmax(logits, 1)[:, 0].mean()):
             return "that is log D(z); the density ratio is log D / (1 − D) = logit_0 − logit_1"
+        probs = torch.softmax(logits, 1)
+        if _close(got, (probs[:, 0] - probs[:, 1]).mean()):
+            return "that is D − (1 − D), a difference of probabilities; the density ratio is their log-ratio, logit_0 − logit_1"
         if not _close(got, objectives.total_correlation_estimate(logits)):
             return "wrong value: average logit_0 − logit_1 over the batch"
         return None
@@ -166,6 +198,13 @@ def check_gaussian_tc(fn: Callable) -> bool:
     def check():
         for cov in (np.array([[1.0, 0.6], [0.6, 1.0]]), np.array([[4.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]]), np.eye(3) * 2):
             got, ref = float(fn(cov)), gaussian_total_correlation(cov)
+            if abs(ref) > 1e-9 and abs(got - 2 * ref) < 1e-6:
+                return "twice the TC: the ½ is missing, TC = ½ (Σ_j log Σ_jj − log det Σ)"
+            if abs(ref) > 1e-9 and abs(got + ref) < 1e-6:
+                return "the sign is flipped: TC is a KL divergence, never negative; log det Σ ≤ Σ_j log Σ_jj (Hadamard)"
+            if abs(got - (-0.5 * np.linalg.slogdet(cov)[1])) < 1e-6 and abs(got - ref) > 1e-6:
+                return ("−½ log det Σ is the TC only when every variance is 1: divide out the variances, "
+                        "TC = ½ (Σ_j log Σ_jj − log det Σ)")
             if abs(got - ref) > 1e-6:
                 return f"for cov = {cov.tolist()} expected {ref:.4f}, got {got:.4f}. Hint: ½ (Σ log Σ_jj − log det Σ)"
         return None
@@ -194,6 +233,10 @@ def check_discriminator_loss(fn: Callable) -> bool:
             ref = objectives.discriminator_loss(disc(z), disc(zp))
         if _close(loss.detach(), objectives.discriminator_loss(disc(zp), disc(z)).detach()):
             return "the classes are swapped: z from q(z) is class 0, permuted z is class 1"
+        if _close(loss.detach(), len(z) * ref):
+            return "you summed the cross-entropies over the batch: average them (as F.cross_entropy does by default)"
+        if _close(loss.detach(), 2 * ref):
+            return "the ½ is missing: D's loss is the mean of its two cross-entropies, one per class"
         if not _close(loss.detach(), ref):
             return "wrong value: ½ [CE(D(z), 0) + CE(D(z_perm), 1)]"
         loss.backward()
@@ -211,12 +254,17 @@ def check_majority_vote_accuracy(fn: Callable) -> bool:
     """fn(votes (K factors, d dims) int array) -> accuracy of the majority-vote classifier on those votes."""
 
     def check():
-        votes = np.array([[10, 0, 3], [2, 8, 1], [0, 1, 5]])
+        # 3 factors x 4 latents, not diagonal-dominant: every classic wrong answer gives a different number
+        votes = np.array([[2, 9, 0, 1], [7, 1, 0, 6], [0, 3, 4, 5]])
         got = float(fn(votes))
-        if abs(got - 23 / 30) < 1e-9:  # dims -> factors 0, 1, 2: (10 + 8 + 5) / 30
+        if abs(got - 26 / 38) < 1e-9:  # latents -> factors 1, 0, 2, 1: (7 + 9 + 4 + 6) / 38
             return None
         if abs(got - votes.max(1).sum() / votes.sum()) < 1e-9:
-            return "you took the best dimension per factor; the classifier maps each dimension to its most-voted factor (max over axis 0)"
+            return "you took the best latent per factor; the classifier maps each latent to its most-voted factor (max over axis 0)"
+        if abs(got - np.trace(votes) / votes.sum()) < 1e-9:
+            return "you assumed latent j encodes factor j (the diagonal); the classifier learns which factor each latent stands for"
+        if abs(got - votes.max(0).sum()) < 1e-9:
+            return "that is the number of correct votes: divide by the total number of votes"
         return "wrong value. Hint: Σ_j max_k V[k, j] / Σ V"
 
     return _run("majority-vote accuracy", check)

@@ -293,6 +293,27 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
 # Notebook 07's sweep: the same run folders as the other notebooks
 # --------------------------------------------------------------------------------------------------
 
+def model_to_show(name: str, mode: Mode, trained):
+    """The model a figure or a score should show: ``trained`` (the mode's own) where the mode trains enough;
+    in smoke mode, the reference sweep's model of that name (``reference/models``), since a few dozen smoke
+    steps draw grey squares. Says which it is."""
+    if mode.trained_enough:
+        return trained
+    from .reference import load_reference_model, model_names
+
+    try:
+        shipped = model_names()
+    except FileNotFoundError:
+        shipped = []
+    if name not in shipped:
+        print(f"{mode.name} mode: {name} is the untrained {mode.preset} run (no reference model of that name to show instead)")
+        return trained
+    vae, config = load_reference_model(name)
+    print(f"{mode.name} mode: showing the reference model {name} ({config.iterations:,} iterations on a CPU, reference/), "
+          f"not the {mode.preset} run trained here, which is untrained")
+    return vae
+
+
 def sweep_spec(mode: Mode):
     """The sweep of ``mode`` (notebook 07): its grid and seeds, trained into ``runs/<mode>``, where notebooks
     01-06 keep their runs, so a run they trained (``betavae_b4``, ``factorvae_g35``) is reused, not retrained."""

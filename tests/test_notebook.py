@@ -72,3 +72,24 @@ def test_load_or_train_reuses_a_finished_run(runs, small_replica):
     assert history == history2 and _same(vae.state_dict(), again.state_dict())
     with pytest.raises(ValueError, match="other settings"):
         notebook.load_or_train("b4", mode, model="betavae", beta=8.0, progress=False, data=small_replica)
+
+
+def test_notebook_07s_sweep_uses_the_run_names_and_folder_of_the_other_notebooks(runs):
+    for name in ("smoke", "cpu", "gpu", "paper"):
+        mode = notebook.MODES[name]
+        spec = notebook.sweep_spec(mode)
+        names = {t["name"] for t in spec.tasks(spec.out)}
+        assert spec.out == str(runs / name) and spec.preset == mode.preset
+        assert {f"betavae_b{b:g}" for b in mode.sweep_betas} <= names  # seed 0: the names 01, 02 and 05 write
+        assert len(names) == (len(mode.sweep_betas) + len(mode.sweep_gammas)) * len(mode.sweep_seeds)
+    assert {"betavae_b4", "factorvae_g35"} <= {t["name"] for t in notebook.sweep_spec(notebook.MODES["cpu"]).tasks()}
+    command = notebook.sweep_command(notebook.MODES["smoke"])
+    assert command.startswith("python -m fvae_lib sweep --betavae 1,16 --factorvae 10,100 --seeds 0 --preset smoke")
+
+
+def test_smoke_mode_shows_a_reference_model_and_trained_modes_their_own(capsys):
+    own = object()
+    assert notebook.model_to_show("factorvae_g35", notebook.MODES["cpu"], own) is own
+    shown = notebook.model_to_show("factorvae_g35", notebook.MODES["smoke"], own)
+    assert shown is not own and "reference model factorvae_g35" in capsys.readouterr().out
+    assert notebook.model_to_show("factorvae_g99", notebook.MODES["smoke"], own) is own

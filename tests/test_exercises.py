@@ -1,0 +1,161 @@
+"""Every exercise checker passes the right answer and rejects each classic wrong one with the hint that names it."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fvae_lib import exercises, objectives
+
+# -- the right answers ------------------------------------------------------------------------------
+
+
+def index_of(factors, sizes):
+    strides = [math.prod(sizes[k + 1:]) for k in range(len(sizes))]
+    return (np.asarray(factors) * strides).sum(1)
+
+
+def log_q(z, mu, logvar):
+    per_dim = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None]) ** 2 / logvar.exp()[None])
+    return torch.logsumexp(per_dim.sum(-1), dim=1) - math.log(len(mu))
+
+
+def permute(z):
+    return torch.stack([z[torch.randperm(len(z)), j] for j in range(z.shape[1])], 1)
+
+
+def d_loss(disc, z, zp):
+    z = z.detach()
+    zeros, ones = torch.zeros(len(z), dtype=torch.long), torch.ones(len(zp), dtype=torch.long)
+    return 0.5 * (F.cross_entropy(disc(z), zeros) + F.cross_entropy(disc(zp), ones))
+
+
+def gaussian_tc(cov):
+    return 0.5 * (np.log(np.diag(cov)).sum() - np.linalg.slogdet(cov)[1])
+
+
+RIGHT = {
+    "check_index_of": index_of,
+    "check_kl_divergence": lambda mu, lv: (0.5 * (mu ** 2 + lv.exp() - lv - 1)).sum(1).mean(),
+    "check_reparameterise": lambda mu, lv, eps: mu + torch.exp(0.5 * lv) * eps,
+    "check_log_aggregate_posterior": log_q,
+    "check_permute_dims": permute,
+    "check_tc_from_logits": lambda logits: (logits[:, 0] - logits[:, 1]).mean(),
+    "check_gaussian_tc": gaussian_tc,
+    "check_discriminator_loss": d_loss,
+    "check_majority_vote_accuracy": lambda v: v.max(0).sum() / v.sum(),
+    "check_dominates": lambda a, b: a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1]),
+    "check_separated": lambda a, b: a.min() > b.max() or a.max() < b.min(),
+}
+
+# -- the classic wrong answers, each with the words its hint must contain ------------------------
+
+
+def _shuffle_rows(z):
+    return z[torch.randperm(len(z))]
+
+
+def _with_replacement(z):
+    return torch.stack([z[torch.randint(len(z), (len(z),)), j] for j in range(z.shape[1])], 1)
+
+
+def _first_column_only(z):
+    out = z.clone()
+    out[:, 0] = z[torch.randperm(len(z)), 0]
+    return out
+
+
+def _log_q_factorised(z, mu, logvar):
+    per_dim = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None]) ** 2 / logvar.exp()[None])
+    return (torch.logsumexp(per_dim, dim=1) - math.log(len(mu))).sum(-1)
+
+
+def _log_q_mean_of_logs(z, mu, logvar):
+    per_dim = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None]) ** 2 / logvar.exp()[None])
+    return per_dim.sum(-1).mean(1)
+
+
+def _d_loss_summed(disc, z, zp):
+    z = z.detach()
+    zeros, ones = torch.zeros(len(z), dtype=torch.long), torch.ones(len(zp), dtype=torch.long)
+    return 0.5 * (F.cross_entropy(disc(z), zeros, reduction="sum") + F.cross_entropy(disc(zp), ones, reduction="sum"))
+
+
+WRONG = [
+    ("check_index_of", lambda f, s: np.ravel_multi_index(tuple(np.asarray(f).T), s, order="F"), "column-major"),
+    ("check_index_of", lambda f, s: sum(np.asarray(f)[:, k] * math.prod(s[k:]) for k in range(len(s))), "j > k"),
+    ("check_kl_divergence", lambda mu, lv: (0.5 * (mu ** 2 + lv.exp() - lv - 1)).sum(), "summed over the batch"),
+    ("check_kl_divergence", lambda mu, lv: (0.5 * (mu ** 2 + lv.exp() - lv - 1)).mean(), "averaged over the latent dimensions"),
+    ("check_kl_divergence", lambda mu, lv: (0.5 * (mu ** 2 + lv.exp() - lv)).sum(1).mean(), "−1 is missing"),
+    ("check_kl_divergence", lambda mu, lv: (0.5 * (mu ** 2 + (2 * lv).exp() - 2 * lv - 1)).sum(1).mean(), "log σ²"),
+    ("check_reparameterise", lambda mu, lv, eps: mu + lv.exp() * eps, "by the variance"),
+    ("check_reparameterise", lambda mu, lv, eps: mu + lv * eps, "logvar is a logarithm"),
+    ("check_reparameterise", lambda mu, lv, eps: mu + eps, "eps is not scaled"),
+    ("check_log_aggregate_posterior", lambda z, mu, lv: log_q(z, mu, lv) + math.log(len(mu)), "off by log N"),
+    ("check_log_aggregate_posterior", _log_q_factorised, "product of the marginals"),
+    ("check_log_aggregate_posterior", _log_q_mean_of_logs, "averaged the log-densities"),
+    ("check_permute_dims", lambda z: torch.stack([row[torch.randperm(len(row))] for row in z]), "within each sample"),
+    ("check_permute_dims", _shuffle_rows, "all columns moved together"),
+    ("check_permute_dims", lambda z: z.sort(0).values, "sorted each column"),
+    ("check_permute_dims", _first_column_only, "did not move"),
+    ("check_permute_dims", _with_replacement, "with replacement"),
+    ("check_permute_dims", lambda z: z, "nothing moved"),
+    ("check_tc_from_logits", lambda lg: (lg[:, 1] - lg[:, 0]).mean(), "sign is flipped"),
+    ("check_tc_from_logits", lambda lg: torch.log_softmax(lg, 1)[:, 0].mean(), "log D(z)"),
+    ("check_tc_from_logits", lambda lg: lg[:, 0] - lg[:, 1], "one number"),
+    ("check_tc_from_logits", lambda lg: (torch.softmax(lg, 1)[:, 0] - torch.softmax(lg, 1)[:, 1]).mean(), "difference of probabilities"),
+    ("check_gaussian_tc", lambda c: 2 * gaussian_tc(c), "½ is missing"),
+    ("check_gaussian_tc", lambda c: -gaussian_tc(c), "sign is flipped"),
+    ("check_gaussian_tc", lambda c: -0.5 * np.linalg.slogdet(c)[1], "every variance is 1"),
+    ("check_discriminator_loss", lambda d, z, zp: d_loss(d, zp, z), "classes are swapped"),
+    ("check_discriminator_loss", lambda d, z, zp: 0.5 * (F.cross_entropy(d(z), torch.zeros(len(z), dtype=torch.long))
+                                                         + F.cross_entropy(d(zp), torch.ones(len(zp), dtype=torch.long))), "z.detach()"),
+    ("check_discriminator_loss", _d_loss_summed, "summed the cross-entropies"),
+    ("check_discriminator_loss", lambda d, z, zp: 2 * d_loss(d, z, zp), "½ is missing"),
+    ("check_majority_vote_accuracy", lambda v: v.max(1).sum() / v.sum(), "best latent per factor"),
+    ("check_majority_vote_accuracy", lambda v: np.trace(v) / v.sum(), "the diagonal"),
+    ("check_majority_vote_accuracy", lambda v: v.max(0).sum(), "divide by the total"),
+    ("check_dominates", lambda a, b: a[0] >= b[0] and a[1] >= b[1] and (a[0] > b[0] or a[1] > b[1]), "error backwards"),
+    ("check_dominates", lambda a, b: a[0] <= b[0] and a[1] >= b[1], "does not dominate itself"),
+    ("check_dominates", lambda a, b: a[0] < b[0] and a[1] > b[1], "a tie on one axis"),
+    ("check_dominates", lambda a, b: a[0] < b[0] or a[1] > b[1], "a trade"),
+    ("check_separated", lambda a, b: a.mean() != b.mean(), "not the means"),
+    ("check_separated", lambda a, b: abs(a.mean() - b.mean()) > 0.05, "not the means"),
+    ("check_separated", lambda a, b: a[0] != b[0], "first seeds only"),
+    ("check_separated", lambda a, b: a[0] > b[-1] or a[-1] < b[0], "min() and max()"),
+    ("check_separated", lambda a, b: a.min() >= b.max() or a.max() <= b.min(), "touch"),
+]
+
+
+def test_every_checker_has_a_right_answer_and_wrong_ones():
+    checkers = {name for name in dir(exercises) if name.startswith("check_")}
+    assert checkers == set(RIGHT), checkers ^ set(RIGHT)
+    assert checkers == {name for name, _, _ in WRONG}
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_the_right_answer_passes(name, capsys):
+    torch.manual_seed(0)
+    assert getattr(exercises, name)(RIGHT[name]) is True, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,wrong,hint", WRONG, ids=[f"{n}-{h}" for n, _, h in WRONG])
+def test_a_classic_wrong_answer_is_rejected_and_named(name, wrong, hint, capsys):
+    torch.manual_seed(0)
+    assert getattr(exercises, name)(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and hint in out, out
+
+
+def test_an_unfinished_exercise_is_reported_as_not_done(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert exercises.check_kl_divergence(stub) is False
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_the_library_solutions_agree_with_the_right_answers():
+    mu, lv = torch.randn(4, 3), torch.randn(4, 3)
+    assert torch.allclose(RIGHT["check_kl_divergence"](mu, lv), objectives.kl_divergence(mu, lv))
