@@ -109,3 +109,31 @@ def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n
             log_q = torch.logsumexp(torch.stack(parts, 1), dim=1) - np.log(n)
             total[j] -= log_q.double().sum()
     return total / len(zs)
+
+
+def pair_log_ratio(z: torch.Tensor, rho: float) -> torch.Tensor:
+    """log q(z)/q̄(z) for q a pair of N(0, 1) latents with correlation ``rho`` (z: (n, 2)): the function an
+    optimal discriminator's logit gap equals (notebook 04). Its mean over q is the TC, −½ log(1 − ρ²)."""
+    a, b = z[:, 0], z[:, 1]
+    return -0.5 * np.log(1 - rho**2) - (rho**2 * (a**2 + b**2) - 2 * rho * a * b) / (2 * (1 - rho**2))
+
+
+def tc_seen_through_permutation(rho: float, batch_size: int, num_samples: int = 200_000, seed: int = 0) -> dict:
+    """The TC that a discriminator fed permuted batches can at best report, for a pair of N(0, 1) latents with
+    correlation ``rho``.
+
+    A permuted row takes both coordinates from one input row with probability 1/B (notebook 03), so class 1
+    is drawn from m = (1 − 1/B) q̄ + (1/B) q, not q̄, and the optimal discriminator's logit gap is log q/m.
+    Returns ``tc`` (analytic, −½ log(1 − ρ²)), ``seen`` = KL(q ‖ m) (Monte Carlo over ``num_samples`` draws of
+    q, with the difference tc − seen = E_q[log m/q̄] averaged on the same draws) and ``se``, its standard error.
+    """
+    if not -1 < rho < 1 or batch_size < 2:
+        raise ValueError(f"need -1 < rho < 1 and batch_size >= 2, got rho={rho}, batch_size={batch_size}")
+    g = torch.Generator().manual_seed(seed)
+    cov = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
+    z = torch.randn(num_samples, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(cov).T
+    log_ratio = pair_log_ratio(z, rho)
+    share = 1.0 / batch_size
+    gap = torch.logaddexp(torch.full_like(log_ratio, np.log(1 - share)), np.log(share) + log_ratio)  # log m/q̄
+    tc = float(-0.5 * np.log(1 - rho**2))
+    return dict(tc=tc, seen=tc - gap.mean().item(), se=float(gap.std().item() / np.sqrt(num_samples)))

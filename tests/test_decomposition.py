@@ -123,3 +123,17 @@ def test_posterior_sampler_draws_codes_a_discriminator_can_train_on(small_replic
     assert z.shape == (64, 4) and torch.isfinite(z).all()
     disc, losses = fit_tc_discriminator(sample, 4, steps=20)
     assert len(losses) == 20 and np.isfinite(estimate_tc(disc, sample(256, torch.Generator().manual_seed(1))))
+
+
+def test_the_tc_a_permuted_batch_lets_a_discriminator_see_falls_short_by_order_1_over_B():
+    from fvae_lib.gaussians import tc_seen_through_permutation
+
+    seen = {b: tc_seen_through_permutation(0.8, b, num_samples=100_000) for b in (8, 64, 256, 10**6)}
+    tc = seen[8]["tc"]
+    assert abs(tc - 0.5108) < 1e-4
+    assert 0 < seen[8]["seen"] < seen[64]["seen"] < seen[256]["seen"] < tc  # more of the TC as B grows
+    for b in (64, 256):  # the shortfall is about c/B with c between 1 and 2 nats here
+        assert 1.0 < (tc - seen[b]["seen"]) * b < 2.0, (b, seen[b])
+    assert abs(seen[10**6]["seen"] - tc) < 1e-4
+    with pytest.raises(ValueError, match="rho"):
+        tc_seen_through_permutation(1.0, 64)

@@ -46,7 +46,7 @@ def test_permute_dims_is_reproducible_and_checks_its_input():
     b = permute_dims(z, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="batch, dims"):
-        permute_dims(torch.randn(4, 2, 3))
+        permute_dims(torch.randn(4))
 
 
 def test_reconstruction_loss_is_nats_per_image():
@@ -76,3 +76,20 @@ def test_tc_estimate_and_discriminator_loss_agree_on_the_class_convention():
     # swapping the classes makes D wrong everywhere and its loss larger
     assert discriminator_loss(perm, joint).item() > math.log(2)
     assert discriminator_loss(torch.zeros(5, 2), torch.zeros(5, 2)).item() == pytest.approx(math.log(2))
+
+
+def test_permuting_many_batches_leaves_a_1_over_B_share_of_the_dependence():
+    # n batches at once: each batch keeps its own columns' values, and is permuted independently of the others
+    g = torch.Generator().manual_seed(2)
+    rho = 0.8
+    chol = torch.linalg.cholesky(torch.tensor([[1.0, rho], [rho, 1.0]]))
+    for batch in (8, 64):
+        z = torch.randn(2**20 // batch, batch, 2, generator=g) @ chol.T
+        zp = permute_dims(z, g)
+        assert torch.equal(zp.sort(1).values, z.sort(1).values)
+        # pooled over batches, a permuted row keeps correlation rho / B: two of its coordinates come from the same
+        # input row with probability 1/B. Margin: 5 standard errors of a correlation near 0 over 2^20 rows.
+        pooled = torch.corrcoef(zp.reshape(-1, 2).T)[0, 1].item()
+        assert abs(pooled - rho / batch) < 5 / 2**10, (batch, pooled)
+    with pytest.raises(ValueError, match="batch, dims"):
+        permute_dims(torch.zeros(2, 3, 4, 5))
