@@ -45,7 +45,7 @@ METRICS = {"factor_vae": factor_vae_score, "beta_vae": beta_vae_score, "mig": mi
 
 def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int = 0, metrics=("factor_vae", "beta_vae", "mig", "dci"),
                  data=None, device: str = "auto", figures: bool = True, encode_grid: bool | None = None,
-                 decomposition: bool = True, progress: bool = False) -> dict:
+                 decomposition: bool = True, progress: bool = False, decomposition_samples: int | None = None) -> dict:
     """Score a run's encoder and write ``metrics.json`` (atomically) and figures into its folder.
 
     metrics: any of factor_vae, beta_vae, mig, dci (the default four) and mig_sampled (Chen's MIG estimator:
@@ -57,6 +57,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     decomposition: estimate the KL decomposition with q(z) the aggregate posterior of every image of the
         dataset (:func:`fvae_lib.decomposition.kl_decomposition`); this needs q(z|x) of the whole grid.
     device: where the encoder runs; "auto" is the GPU when there is one.
+    decomposition_samples: samples of q(z) for the decomposition's Monte Carlo averages (default: the settings').
     progress: tqdm bars for the long steps (grid encoding, mig_sampled) and a line as each metric starts.
     Returns the dict written: every metric's outputs and seconds, the KL decomposition, the settings.
     """
@@ -98,8 +99,9 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         result["metrics"][name] = {**scores, "seconds": round(time.perf_counter() - t0, 2)}
     if decomposition:
         t0 = time.perf_counter()
-        result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), posteriors=posteriors,
-                                                   **chosen["decomposition"])
+        options = dict(chosen["decomposition"], **({"num_samples": decomposition_samples} if decomposition_samples else {}))
+        result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), posteriors=posteriors, **options)
+        result["decomposition"]["num_samples"] = options["num_samples"]
         result["decomposition"]["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(result, indent=1).encode())
     if figures:

@@ -51,8 +51,8 @@ from .storage import atomic_write_bytes
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
 DEFAULT_METRICS = ("factor_vae", "beta_vae", "mig")  # DCI is left out by default: ~3 CPU-minutes a run
 # The metric over training: the FactorVAE metric of each snapshot, with fewer votes than `full` (its standard
-# error at 1,000 evaluation votes is at most 1.6 points) so that a dozen snapshots cost seconds each.
-TRAJECTORY_SETTINGS = dict(batch_size=64, num_train=1000, num_eval=1000, num_variance_estimate=5000)
+# error at 500 evaluation votes is at most 2.2 points) so that a snapshot costs seconds, not minutes, on a CPU.
+TRAJECTORY_SETTINGS = dict(batch_size=64, num_train=500, num_eval=500, num_variance_estimate=5000)
 
 
 def run_name(model: str, value: float, seed: int) -> str:
@@ -75,6 +75,7 @@ class SweepSpec:
     device: str = "auto"
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     settings: str = "full"
+    decomposition_samples: int | None = None  # samples of q(z) for the KL decomposition (default: the settings')
     trajectory_every: int = 0  # score the snapshots whose step is a multiple of this (0: the run's snapshot_every; -1: none)
     out: str | None = None
     publish: dict = field(default_factory=dict)  # {"folder": ..., "models": [...]}: see fvae_lib.reference.publish
@@ -145,6 +146,7 @@ class SweepSpec:
                     name = run_name(model, value, seed)
                     found.append(dict(name=name, folder=str(Path(out) / name), config=config.to_dict(),
                                       metrics=list(self.metrics), settings=self.settings,
+                                      decomposition_samples=self.decomposition_samples,
                                       trajectory_every=self.trajectory_every))
         names = [t["name"] for t in found]
         if len(set(names)) != len(names):
@@ -177,7 +179,9 @@ def _scored(task: dict) -> bool:
     except (OSError, ValueError):
         return False
     fresh = (run / "metrics.json").stat().st_mtime >= (run / "checkpoint.pt").stat().st_mtime
-    return fresh and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
+    samples = task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
+    return (fresh and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
+            and result.get("decomposition", {}).get("num_samples") == samples)
 
 
 def _traced(task: dict) -> bool:
@@ -219,7 +223,8 @@ def _run_task(task: dict) -> None:
     data = trainer.data
     del trainer
     if not _scored(task):
-        evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device)
+        evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device,
+                     decomposition_samples=task.get("decomposition_samples"))
     if not _traced(task):
         write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device)
 
@@ -276,7 +281,7 @@ def result_row(task: dict, outcome: dict | None = None) -> dict:
     for metric, values in result.get("metrics", {}).items():
         row.update({f"{metric}.{k}": v for k, v in values.items() if isinstance(v, (int, float)) and k != "seconds"})
     for k, v in result.get("decomposition", {}).items():
-        if isinstance(v, (int, float)) and k not in ("seconds", "num_points"):
+        if isinstance(v, (int, float)) and k not in ("seconds", "num_points", "num_samples"):
             row[f"decomposition.{k}"] = v
     return row
 
