@@ -4,6 +4,7 @@
     train     train FactorVAE or β-VAE into a run folder, resumable
     evaluate  score a run folder: metrics, the KL decomposition, figures
     sweep     train and score a grid of runs (models x β or γ x seeds) into one folder, with a results table
+    release   assignments from the notebooks: a student release and an nbgrader source version
     demo      data, a FactorVAE run and its figures, in runs/demo/
 
 Parses arguments and calls the library; a refused configuration exits with status 2 and one message.
@@ -125,6 +126,16 @@ def cmd_sweep(args) -> int:
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
+def cmd_release(args) -> int:
+    from .release import write_assignments
+
+    paths = write_assignments(args.out, points=args.points, mode=args.mode)
+    print(f"wrote {len(paths) // 2} assignments into {args.out}:\n  " + "\n  ".join(str(p) for p in paths))
+    print("students get release/; with nbgrader, `nbgrader generate_assignment <name>` on source/ and "
+          "`nbgrader autograde` grade them")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Dataset summary and factor figure, then a FactorVAE run (cpu preset; gpu on a GPU) with its figures."""
     from .plots import factor_samples, save_figure
@@ -205,6 +216,12 @@ def main(argv=None) -> int:
                    "gpus_per_node=1, mem_gb=16 (repeat for more)")
     p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("release", help="assignments from the notebooks: student release + nbgrader source (solutions)")
+    p.add_argument("--out", default="assignments", help="nbgrader course folder to write source/ and release/ into")
+    p.add_argument("--points", type=float, default=1.0, help="points per exercise's autograded test (default 1)")
+    p.add_argument("--mode", choices=("smoke", "cpu", "gpu", "paper"), help="set the notebooks' MODE (smoke: grading in seconds)")
+    p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)

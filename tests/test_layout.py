@@ -13,7 +13,7 @@ LAYERS = [
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
     {"train", "plots", "sweep_plots"},  # the training loop; figures
-    {"evaluate", "exercises"},  # scoring a run; the notebooks' exercise checkers
+    {"evaluate", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
     {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
     {"engines"},  # where a sweep's runs execute
     {"notebook", "__main__", "__init__"},  # what users call
