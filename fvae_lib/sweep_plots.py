@@ -93,3 +93,28 @@ def information_and_tc(rows: list[dict], title: str | None = None) -> Figure:
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def tc_along_training(histories: dict[str, list[dict]], final_tc: dict[str, float], window: int = 5,
+                      title: str | None = None) -> Figure:
+    """The training discriminator's TC estimate along training (a moving average over ``window`` logged windows),
+    one line per run, and the KL decomposition's TC of the final encoder as a marker at the last step."""
+    fig = _figure(figsize=(6.2, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for k, (name, history) in enumerate(histories.items()):
+        steps = np.array([h["step"] for h in history if "tc" in h])
+        tc = np.array([h["tc"] for h in history if "tc" in h])
+        if len(tc) >= window:
+            tc = np.convolve(tc, np.ones(window) / window, mode="valid")
+            steps = steps[window - 1:]
+        ax.plot(steps, tc, color=f"C{k}", lw=1.2, label=f"{name}: discriminator's estimate")
+        if name in final_tc:
+            ax.scatter([history[-1]["step"]], [final_tc[name]], color=f"C{k}", marker="*", s=120, zorder=3,
+                       label=f"{name}: decomposition, final encoder")
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("TC (nats)")
+    ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
