@@ -47,6 +47,14 @@ RIGHT = {
     "check_majority_vote_accuracy": lambda v: v.max(0).sum() / v.sum(),
     "check_dominates": lambda a, b: a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1]),
     "check_separated": lambda a, b: a.min() > b.max() or a.max() < b.min(),
+    # the conceptual ones: a prediction, returned by a function
+    "check_images_with_two_factors_fixed": lambda: 40 * 32 * 32,
+    "check_beta_prediction": lambda: ("up", "down"),
+    "check_information_cap": lambda: math.log(737_280),
+    "check_collision_correlation": lambda: 0.6 / 16,
+    "check_unequal_classes": lambda: 0.3 + math.log(2),
+    "check_penalty_weights": lambda: (36, 1),
+    "check_chance_score": lambda: 0.2,
 }
 
 # -- the classic wrong answers, each with the words its hint must contain ------------------------
@@ -125,6 +133,30 @@ WRONG = [
     ("check_separated", lambda a, b: a[0] != b[0], "first seeds only"),
     ("check_separated", lambda a, b: a[0] > b[-1] or a[-1] < b[0], "min() and max()"),
     ("check_separated", lambda a, b: a.min() >= b.max() or a.max() <= b.min(), "touch"),
+    ("check_images_with_two_factors_fixed", lambda: 737_280 / 3, "fixes only the shape"),
+    ("check_images_with_two_factors_fixed", lambda: 737_280 / 6, "fixes only the scale"),
+    ("check_images_with_two_factors_fixed", lambda: 737_280 / 9, "not their sum"),
+    ("check_images_with_two_factors_fixed", lambda: 104, "multiply"),
+    ("check_beta_prediction", lambda: ("down", "down"), "worse reconstruction"),
+    ("check_beta_prediction", lambda: ("up", "up"), "drives it down"),
+    ("check_beta_prediction", lambda: ("down", "up"), "wrong way round"),
+    ("check_beta_prediction", lambda: ("higher", "lower"), "'up' or 'down'"),
+    ("check_information_cap", lambda: math.log2(737_280), "bits"),
+    ("check_information_cap", lambda: math.log(11_520), "sub-grid"),
+    ("check_information_cap", lambda: math.log(64), "batch of 64"),
+    ("check_information_cap", lambda: 737_280, "not N"),
+    ("check_collision_correlation", lambda: 0.0, "not 0"),
+    ("check_collision_correlation", lambda: 0.6, "only the collisions"),
+    ("check_collision_correlation", lambda: 0.6 / 256, "not 1/B²"),
+    ("check_collision_correlation", lambda: 0.6 * 15 / 16, "do *not* collide"),
+    ("check_unequal_classes", lambda: 0.3, "equal classes only"),
+    ("check_unequal_classes", lambda: 0.3 - math.log(2), "pushes the gap up"),
+    ("check_unequal_classes", lambda: 0.6, "added log"),
+    ("check_penalty_weights", lambda: (35, 1), "1 + γ"),
+    ("check_penalty_weights", lambda: (36, 36), "stays 1"),
+    ("check_chance_score", lambda: 0.0, "not 0"),
+    ("check_chance_score", lambda: 0.5, "yes/no"),
+    ("check_chance_score", lambda: 0.1, "number of factors"),
 ]
 
 

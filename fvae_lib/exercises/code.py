@@ -1,9 +1,4 @@
-"""Checkers for the notebooks' exercises: call one with your function and get immediate feedback.
-
-Each checker runs your function on cases with known answers, prints what passed or what went wrong
-(and a hint), and returns True or False. A function that still raises NotImplementedError is
-reported as "not done yet" rather than as an error, so an exercise notebook runs top to bottom.
-"""
+"""Checkers for the exercises that ask for code: each names the classic wrong answers it recognises."""
 from __future__ import annotations
 
 import math
@@ -12,28 +7,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import objectives
-from .gaussians import gaussian_total_correlation, log_normal_per_dim
+from .. import objectives
+from ..gaussians import gaussian_total_correlation, log_normal_per_dim
+from .common import _close, _diagnose, _run
 
-
-def _run(name: str, check: Callable[[], str | None]) -> bool:
-    try:
-        problem = check()
-    except NotImplementedError:
-        print(f"… {name}: not done yet (the function still raises NotImplementedError)")
-        return False
-    except Exception as err:  # noqa: BLE001 -- a learner's bug: report it, don't crash the notebook
-        print(f"✗ {name}: your function raised {type(err).__name__}: {err}")
-        return False
-    if problem:
-        print(f"✗ {name}: {problem}")
-        return False
-    print(f"✓ {name}: correct")
-    return True
-
-
-def _close(a, b, tol=1e-4) -> bool:
-    return torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), atol=tol, rtol=tol)
+__all__ = ['check_index_of', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
 
 
 # -- 00 The data -----------------------------------------------------------------------------------
@@ -222,7 +200,7 @@ def check_discriminator_loss(fn: Callable) -> bool:
     """
 
     def check():
-        from .models import Discriminator
+        from ..models import Discriminator
 
         torch.manual_seed(0)
         disc = Discriminator(4, hidden=16, hidden_layers=2)
@@ -271,20 +249,6 @@ def check_majority_vote_accuracy(fn: Callable) -> bool:
 
 
 # -- 07 Reproducing the paper -----------------------------------------------------------------------
-
-
-def _diagnose(fn: Callable, cases: list, right: Callable, wrong: list) -> str | None:
-    """Run ``fn`` on every case; None if it answers as ``right`` does, else the message of the classic wrong
-    answer (a function in ``wrong``) whose answers it reproduces, else the first case it gets wrong."""
-    got = [bool(fn(*case)) for case in cases]
-    want = [bool(right(*case)) for case in cases]
-    if got == want:
-        return None
-    for mistake, message in wrong:
-        if got == [bool(mistake(*case)) for case in cases]:
-            return message
-    k = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
-    return f"on {cases[k]} the answer is {want[k]}, yours {got[k]}"
 
 
 def check_dominates(fn: Callable) -> bool:
