@@ -12,7 +12,7 @@ LAYERS = [
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
-    {"train", "plots", "sweep_plots"},  # the training loop; figures
+    {"train", "plots", "sweep_plots", "diagrams"},  # the training loop; figures
     {"evaluate", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
     {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
     {"engines"},  # where a sweep's runs execute
