@@ -131,8 +131,8 @@ def cmd_release(args) -> int:
 
     paths = write_assignments(args.out, points=args.points, mode=args.mode)
     print(f"wrote {len(paths) // 2} assignments into {args.out}:\n  " + "\n  ".join(str(p) for p in paths))
-    print("students get release/; with nbgrader, `nbgrader generate_assignment <name>` on source/ and "
-          "`nbgrader autograde` grade them")
+    print("students get release/; with nbgrader, `nbgrader generate_assignment <name> --force` on source/ and "
+          "`nbgrader autograde` grade them (run the grader with FVAE_MODE=smoke: seconds per notebook)")
     return 0
 
 
@@ -220,7 +220,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("release", help="assignments from the notebooks: student release + nbgrader source (solutions)")
     p.add_argument("--out", default="assignments", help="nbgrader course folder to write source/ and release/ into")
     p.add_argument("--points", type=float, default=1.0, help="points per exercise's autograded test (default 1)")
-    p.add_argument("--mode", choices=("smoke", "cpu", "gpu", "paper"), help="set the notebooks' MODE (smoke: grading in seconds)")
+    p.add_argument("--mode", choices=("smoke", "cpu", "gpu", "paper"), help="write this MODE into both versions (students see it too; "
+                   "to grade fast without it, run the grader with FVAE_MODE=smoke)")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")

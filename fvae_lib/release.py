@@ -12,8 +12,11 @@ An exercise is a code cell of a numbered notebook holding ``raise NotImplemented
 call ``check_<name>(<function>)``; its solution is the function of the same name in the matching
 ``notebooks/solutions`` notebook. Each exercise cell becomes an nbgrader solution cell, followed by a locked,
 autograded test cell ``assert check_<name>(<function>)`` worth ``points``. With nbgrader installed, an
-instructor runs ``nbgrader generate_assignment <notebook>`` on the source version (which recomputes the same
-release, with nbgrader's checksums) and ``nbgrader autograde`` on submissions. The notebooks in git stay clean:
+instructor runs ``nbgrader generate_assignment <notebook> --force`` on the source version (which recomputes the
+same release, with nbgrader's checksums, and registers the assignment; without ``--force`` nbgrader skips it
+because release/ exists) and ``nbgrader autograde`` on submissions. ``mode`` rewrites MODE in both versions, so
+students would see it too: to grade fast without that, leave ``mode`` unset and run the grader with
+``FVAE_MODE=smoke`` (and ``FVAE_RUNS_DIR`` pointing at a scratch folder). The notebooks in git stay clean:
 this only reads them.
 """
 from __future__ import annotations
