@@ -2,7 +2,7 @@
 from .data import BatchSampler, DatasetError, DSprites, GroundTruthData, render_dsprites
 from .plots import show_figures_in_notebooks
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["BatchSampler", "DatasetError", "DSprites", "GroundTruthData", "render_dsprites"]
 
 # In a notebook, the library's figures (plain matplotlib Figures, no pyplot) show as pictures from the

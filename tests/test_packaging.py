@@ -69,3 +69,17 @@ def test_a_wheel_would_hold_every_subpackage():
     found = set(find_packages(str(REPO), include=_pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]))
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "fvae_lib").rglob("__init__.py")}
     assert on_disk and on_disk <= found, on_disk - found
+
+
+def test_colab_installs_the_release_of_this_version():
+    """Every notebook's Colab cell pins the release tag of the package version it was written for: bump both
+    together, and tag the release (vX.Y.Z) when publishing."""
+    import re
+
+    import fvae_lib
+
+    version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    assert fvae_lib.__version__ == version
+    for path in sorted((REPO / "notebooks").rglob("*.ipynb")):
+        pins = set(re.findall(r"factorvae@v([0-9.]+)", path.read_text()))
+        assert pins == {version}, (path.name, pins)
