@@ -76,7 +76,8 @@ def check_collision_correlation(fn: Callable) -> bool:
 
 
 def check_unequal_classes(fn: Callable) -> bool:
-    """fn() -> D*'s logit gap at a z where log q(z)/q̄(z) = 0.3, trained on twice as many q samples as q̄ samples."""
+    """fn() -> D*'s logit gap at a z where log q(z)/q̄(z) = 0.3, trained on twice as many q samples as q̄ samples,
+    with one cross-entropy averaged over all samples pooled together."""
     right = 0.3 + math.log(2)
     return _answer("the logit gap with unequal classes", fn, right, 1e-3, [
         (0.3, 1e-3, "that holds for equal classes only: with n₀ = 2 n₁, D* = 2q / (2q + q̄), so the gap gains log 2"),
@@ -102,9 +103,9 @@ def check_penalty_weights(fn: Callable) -> bool:
 
 
 def check_chance_score(fn: Callable) -> bool:
-    """fn() -> about what the FactorVAE metric scores for a code that ignores the data (5 factors, 5 latents)."""
+    """fn() -> about what the FactorVAE metric scores for a code of 10 noise latents (5 factors)."""
     return _answer("score of a code that ignores the data", fn, 0.2, 0.03, [
-        (0.0, 0.05, "not 0: the majority-vote classifier always gets the votes of each latent's top factor right"),
-        (0.5, 0.05, "this is not a yes/no decision: with K = 5 factors, guessing is right about 1 time in 5"),
-        (0.1, 0.03, "chance is 1 over the number of factors (5), not of latents or of anything else"),
+        (0.0, 0.05, "not 0: whatever factor the classifier assigns a latent, a uniformly drawn factor matches it 1 time in 5"),
+        (0.5, 0.05, "this is not a yes/no decision: with K = 5 factors, a guess is right about 1 time in 5"),
+        (0.1, 0.03, "the number of latents does not enter: chance is 1 over the number of factors, K = 5"),
     ], "each vote's factor is drawn uniformly from the K = 5 factors and the latent it picks tells nothing about it")
