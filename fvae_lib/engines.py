@@ -41,7 +41,7 @@ def usable_cores() -> int:
 def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: int = 0, cores: int | None = None) -> tuple[int, int]:
     """(runs at once, threads per run). Default on a CPU: one run per core, one thread each.
 
-    On 2 cores, two one-thread runs trained 1.05x (FactorVAE) to 1.6x (β-VAE) more iterations per second in
+    On 2 cores, two one-thread runs trained 1.20x (FactorVAE) and 1.37x (β-VAE) more iterations per second in
     all than one two-thread run (benchmarks/README.md, "Sweeps"): small convolutions do not split well over
     threads. On a GPU the default is one run at a time, with the cores as its threads.
     """
