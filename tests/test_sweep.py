@@ -138,3 +138,17 @@ def test_reference_dir_says_where_the_results_are(tmp_path, monkeypatch):
     monkeypatch.setenv("FVAE_REFERENCE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="reference/ folder"):
         reference_dir()
+
+
+def test_the_shipped_reference_sweep_is_complete_and_labelled_with_its_scale():
+    rows = read_results()
+    assert len(rows) == 12 and all(r["status"] == "finished" and r["iterations"] == 5000 for r in rows)
+    spec = SweepSpec.from_file(reference_dir() / "sweep.toml")
+    assert {r["name"] for r in rows} == {t["name"] for t in spec.tasks()}
+    for r in rows:  # every run's small files are in git, not only the table
+        assert sorted(p.name for p in (reference_dir() / "runs" / r["name"]).iterdir()) == \
+            ["config.json", "history.jsonl", "metrics.json", "trajectory.json"], r["name"]
+    assert {p["name"] for p in read_trajectories()} == {r["name"] for r in rows}
+    for name in spec.publish["models"]:
+        vae, config = load_reference_model(name)
+        assert config.iterations == 5000 and not any(torch.isnan(p).any() for p in vae.parameters())
