@@ -57,6 +57,18 @@ def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: in
     return workers, threads
 
 
+def _outcome(handle, failure) -> dict | None:
+    """What a finished run returned (a future or a submitit job), None while it runs; a run whose process or job
+    died outside :func:`run_task` (killed, out of memory, timed out, node lost) is a failed run, ``failure(err)``
+    saying why."""
+    if not handle.done():
+        return None
+    try:
+        return handle.result()
+    except Exception as err:  # noqa: BLE001 -- reported in the table; the other runs go on
+        return dict(status="failed", error=failure(err))
+
+
 class LocalEngine:
     """Worker processes on this machine ("spawn": each run gets a fresh interpreter and its own thread count)."""
 
@@ -72,12 +84,7 @@ class LocalEngine:
 
     @staticmethod
     def outcome(handle) -> dict | None:
-        if not handle.done():
-            return None
-        try:
-            return handle.result()
-        except Exception as err:  # noqa: BLE001 -- the worker died (killed, out of memory): a failed run
-            return dict(status="failed", error=f"worker process died ({type(err).__name__}); run the sweep again to resume")
+        return _outcome(handle, lambda err: f"worker process died ({type(err).__name__}); run the sweep again to resume")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -113,12 +120,7 @@ class SubmititEngine:
 
     @staticmethod
     def outcome(job) -> dict | None:
-        if not job.done():
-            return None
-        try:
-            return job.result()
-        except Exception as err:  # noqa: BLE001 -- the job failed outside run_task (killed, timed out, node lost)
-            return dict(status="failed", error=f"job {job.job_id} failed: {str(err).splitlines()[0][:200]}; run the sweep again to resume")
+        return _outcome(job, lambda err: f"job {job.job_id} failed: {str(err).splitlines()[0][:200]}; run the sweep again to resume")
 
     def close(self) -> None:
         pass
@@ -152,16 +154,17 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
         raise ConfigError(f"unknown engine {engine!r}; choose from {ENGINES}")
     out = Path(out or spec.out or "runs/sweep")
     out.mkdir(parents=True, exist_ok=True)
-    count = len(spec.tasks(out))
+    count = len(spec.seeds) * sum(len(values) for values in spec.grid.values())
     workers, threads = plan_workers(count, spec.device, workers, threads)
     tasks = spec.tasks(out, threads=threads)
     atomic_write_bytes(out / "sweep.json", json.dumps(spec.to_dict(), indent=1).encode())
-    todo = [t for t in tasks if task_state(t) != "done"]
+    states = {t["name"]: task_state(t) for t in tasks}  # once: it reads every run's checkpoint
+    todo = [t for t in tasks if states[t["name"]] != "done"]
     runner = LocalEngine(workers) if engine == "local" else SubmititEngine(out, threads, cluster, slurm, max_in_flight=workers)
     say = tqdm.write if progress else print
     say(f"sweep: {len(tasks)} runs in {out}; {len(tasks) - len(todo)} already trained and scored; "
         f"{runner.name} engine, up to {min(runner.max_in_flight, max(1, len(todo)))} at once, {threads} thread(s) each")
-    outcomes: dict[str, dict] = {}
+    outcomes: dict[str, dict] = {t["name"]: dict(status="finished", error="") for t in tasks if states[t["name"]] == "done"}
     running: dict[str, tuple[dict, object]] = {}
     reported: dict[str, int] = {}
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="sweep", unit="run", disable=not progress)
@@ -171,7 +174,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
             while queue and len(running) < runner.max_in_flight:
                 task = queue.pop(0)
                 running[task["name"]] = (task, runner.submit(task))
-                say(f"{task['name']}: started ({task_state(task)})")
+                say(f"{task['name']}: started ({states[task['name']]})")
             time.sleep(poll_s)
             for name, (task, handle) in list(running.items()):
                 line = _progress_line(task)

@@ -27,7 +27,7 @@ import torch
 
 from .config import SMOKE_GRID, TrainConfig, default_preset
 from .device import default_device, device_name
-from .runs import load_checkpoint, load_model, read_config, read_history
+from .runs import load_model, read_config, read_history, trained_steps
 from .train import Trainer
 
 
@@ -128,15 +128,6 @@ def run_folder(name: str, mode: Mode) -> Path:
 def runs_are_temporary() -> bool:
     """On Colab with runs outside Google Drive: the runtime's disk, wiped when it ends."""
     return in_colab() and not str(runs_dir()).startswith("/content/drive")
-
-
-def trained_steps(run: Path) -> tuple[int, int]:
-    """(iterations trained, iterations asked for) of a run folder, from its newest checkpoint; (0, 0) if none loads."""
-    try:
-        state = load_checkpoint(run)
-    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: nothing trained yet
-        return 0, 0
-    return int(state["step"]), int(state["config"]["iterations"])
 
 
 def is_finished(run: Path) -> bool:

@@ -21,6 +21,7 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .models import VAE
+from . import runs
 from .runs import load_checkpoint, vae_for_state
 from .storage import atomic_write_bytes
 
@@ -54,9 +55,11 @@ def read_trajectories(folder: str | os.PathLike | None = None) -> list[dict]:
 
 
 def read_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
-    path = (Path(folder) if folder else reference_dir()) / "runs" / name / "history.jsonl"
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """A run's logged history (``runs/<name>/history.jsonl``) from a sweep's published folder (default: the reference)."""
+    path = (Path(folder) if folder else reference_dir()) / "runs" / name
+    if not (path / "history.jsonl").is_file():
+        raise FileNotFoundError(f"no history of a run {name!r} in {path.parent}")
+    return runs.read_history(path)
 
 
 def model_names(folder: str | os.PathLike | None = None) -> list[str]:

@@ -71,6 +71,15 @@ def load_checkpoint(run_dir: str | os.PathLike, map_location: str | torch.device
     )
 
 
+def trained_steps(run_dir: str | os.PathLike) -> tuple[int, int]:
+    """(iterations trained, iterations asked for) of a run folder, from its newest checkpoint; (0, 0) if none loads."""
+    try:
+        state = load_checkpoint(run_dir)
+    except Exception:  # noqa: BLE001 -- no checkpoint or unreadable: nothing trained yet
+        return 0, 0
+    return int(state["step"]), int(state["config"]["iterations"])
+
+
 def read_history(run_dir: str | os.PathLike) -> list[dict]:
     """The rows of history.jsonl (a last line cut short by a kill is skipped)."""
     path = Path(run_dir) / "history.jsonl"

@@ -45,7 +45,7 @@ import torch
 
 from .config import MODELS, PRESETS, ConfigError, TrainConfig
 from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
-from .runs import load_checkpoint, read_history
+from .runs import read_history, trained_steps
 from .storage import atomic_write_bytes
 
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
@@ -130,8 +130,7 @@ class SweepSpec:
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
             raise ConfigError(f"sweep spec: unknown metrics {unknown}; choose from {list(METRICS)}")
-        for task in self.tasks(threads=1):  # every run's config is checked before any work starts
-            TrainConfig.from_dict(task["config"]).validate()
+        self.tasks(threads=1)  # builds, and so validates, every run's config before any work starts
 
     def tasks(self, out: str | os.PathLike = ".", threads: int = 1) -> list[dict]:
         """One task per run, longest first (FactorVAE before β-VAE), so that workers finish together."""
@@ -163,11 +162,7 @@ def task_state(task: dict) -> str:
     run = Path(task["folder"])
     if not (run / "config.json").exists():
         return "new"
-    try:
-        state = load_checkpoint(run)
-    except Exception:  # noqa: BLE001 -- no checkpoint yet, or a damaged one: training resumes or restarts
-        return "partial"
-    if int(state["step"]) < int(task["config"]["iterations"]):
+    if trained_steps(run)[0] < int(task["config"]["iterations"]):  # no checkpoint yet, or not at the end
         return "partial"
     return "done" if _scored(task) and _traced(task) else "partial"
 
@@ -261,7 +256,10 @@ def final_terms(history: list[dict], share: float = 0.1) -> dict:
 
 
 def result_row(task: dict, outcome: dict | None = None) -> dict:
-    """A run's row: its settings, status, training time, final loss terms, metrics and KL decomposition."""
+    """A run's row: its settings, status, training time, final loss terms, metrics and KL decomposition.
+
+    outcome: what running it returned (its status and error); None for a run not finished: 'incomplete'.
+    """
     run = Path(task["folder"])
     config = task["config"]
     model = config["model"]
@@ -270,7 +268,7 @@ def result_row(task: dict, outcome: dict | None = None) -> dict:
                seed=config["seed"], preset=config["preset"], iterations=config["iterations"])
     history = read_history(run) if (run / "history.jsonl").exists() else []
     row["steps"] = history[-1]["step"] if history else 0
-    row["status"] = (outcome or {}).get("status") or ("finished" if task_state(task) == "done" else "incomplete")
+    row["status"] = (outcome or {}).get("status", "incomplete")
     row["error"] = (outcome or {}).get("error", "")
     row["train_seconds"] = round(history[-1]["elapsed_s"], 1) if history and "elapsed_s" in history[-1] else None
     row.update({f"final_{k}": round(v, 4) for k, v in final_terms(history).items() if k != "it_per_s"})
