@@ -20,11 +20,12 @@ Represent = Callable[[torch.Tensor], np.ndarray]
 
 def encoder_representation(vae, device: str | torch.device | None = None, batch_size: int | None = None,
                            dtype: torch.dtype | None = None, freeze: bool | None = None,
-                           output: str = "mean") -> Represent:
+                           output: str = "mean", seed: int = 0) -> Represent:
     """``represent`` for a trained VAE: the encoder mean, batched on the model's device, in eval mode.
 
-    output: "mean" (d columns, what the metrics score) or "posterior" (2d columns: mean, then log-variance
-        of q(z|x), what :func:`mig_sampled` needs).
+    output: "mean" (d columns, what the metrics score), "posterior" (2d columns: mean, then log-variance
+        of q(z|x), what :func:`mig_sampled` needs) or "sample" (d columns: a fresh z ~ q(z|x) per image and
+        call, what the VAE's decoder and FactorVAE's discriminator see in training; ``seed`` seeds the draws).
 
     On a CPU the images go in as channels_last, the layout oneDNN's convolutions prefer (same result).
     batch_size: default 128 on a CPU (larger batches were slower there: their activations leave the
@@ -38,8 +39,9 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
         ``load_state_dict``), so ``represent`` always sees the current encoder; if the encoder can't be
         traced, the eager one is used.
     """
-    if output not in ("mean", "posterior"):
-        raise ValueError(f"output must be 'mean' or 'posterior', got {output!r}")
+    if output not in ("mean", "posterior", "sample"):
+        raise ValueError(f"output must be 'mean', 'posterior' or 'sample', got {output!r}")
+    noise = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     device = torch.device(device) if device is not None else next(vae.parameters()).device
     memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     if batch_size is None:
@@ -66,7 +68,12 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
                         mu, logvar = vae.encoder(x)
                 else:
                     mu, logvar = vae.encoder(x)
-                out.append((mu if output == "mean" else torch.cat([mu, logvar], dim=1)).float().cpu())
+                mu, logvar = mu.float(), logvar.float()
+                if output == "sample":
+                    eps = torch.randn(mu.shape, generator=noise).to(mu.device)
+                    out.append((mu + torch.exp(0.5 * logvar) * eps).cpu())
+                else:
+                    out.append((mu if output == "mean" else torch.cat([mu, logvar], dim=1)).cpu())
         finally:
             vae.train(was_training)
         if not out:

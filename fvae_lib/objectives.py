@@ -68,12 +68,13 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> t
 
     Each column keeps its values (so the marginals q(z_j) are kept) while the rows are mixed (so the
     joint becomes a sample of q̄(z) = Π_j q(z_j)). Permuting *within* a sample (across dimensions)
-    is the classic bug: it mixes marginals and keeps nothing of q̄(z).
+    is the classic bug: each output row still holds one code's values, so the dependence stays, and the
+    columns' values are mixed, so the marginals are lost.
 
     Finite batches: row i of the output takes dimensions j and k from the same input row whenever
     π_j(i) = π_k(i), which happens with probability 1/B. Those rows keep the pair's dependence, so a
     permuted row is drawn from q̄(z) mixed with a 1/B share of the pairwise joint: correlation ρ becomes
-    ρ/B, not 0 (notebook 03 measures it). At the paper's B = 64 that is 1.6% of the dependence left.
+    ρ/B, not 0 (notebook 03 measures it). At B = 64 that is 1.6% of the dependence left.
 
     z: (B, d) -> (B, d), or (n, B, d) -> (n, B, d) for n batches permuted independently. One argsort of
     uniform noise gives all the permutations at once.

@@ -47,11 +47,16 @@ def read_results(folder: str | os.PathLike | None = None) -> list[dict]:
 
 
 def read_trajectories(folder: str | os.PathLike | None = None) -> list[dict]:
-    """The rows of a sweep's ``trajectories.csv``: name, model, value, seed, step, factor_vae."""
+    """The rows of a sweep's ``trajectories.csv``: name, model, value, seed, step, factor_vae, and for the runs
+    whose snapshots were decomposed the KL decomposition's terms (mutual_info, total_correlation, ...; None
+    for the others)."""
     path = Path(folder) if folder else reference_dir()
     with open(path / "trajectories.csv", newline="") as f:
-        return [dict(r, value=float(r["value"]), seed=int(r["seed"]), step=int(r["step"]), factor_vae=float(r["factor_vae"]))
-                for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    words = {"name", "model"}
+    return [dict(r, seed=int(r["seed"]), step=int(r["step"]),
+                 **{k: (float(v) if v != "" else None) for k, v in r.items() if k not in words | {"seed", "step"}})
+            for r in rows]
 
 
 def read_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:

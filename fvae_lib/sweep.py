@@ -77,6 +77,9 @@ class SweepSpec:
     settings: str = "full"
     decomposition_samples: int | None = None  # samples of q(z) for the KL decomposition (default: the settings')
     trajectory_every: int = 0  # score the snapshots whose step is a multiple of this (0: the run's snapshot_every; -1: none)
+    # the KL decomposition of those snapshots too (about 3 CPU-minutes each on the full grid): true for every
+    # run, or a list of run names
+    trajectory_decomposition: bool | list[str] = False
     out: str | None = None
     publish: dict = field(default_factory=dict)  # {"folder": ..., "models": [...]}: see fvae_lib.reference.publish
 
@@ -130,6 +133,9 @@ class SweepSpec:
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
             raise ConfigError(f"sweep spec: unknown metrics {unknown}; choose from {list(METRICS)}")
+        if not isinstance(self.trajectory_decomposition, (bool, list)):
+            raise ConfigError("sweep spec: trajectory_decomposition must be true, false or a list of run names, "
+                              f"got {self.trajectory_decomposition!r}")
         self.tasks(threads=1)  # builds, and so validates, every run's config before any work starts
 
     def tasks(self, out: str | os.PathLike = ".", threads: int = 1) -> list[dict]:
@@ -146,10 +152,17 @@ class SweepSpec:
                     found.append(dict(name=name, folder=str(Path(out) / name), config=config.to_dict(),
                                       metrics=list(self.metrics), settings=self.settings,
                                       decomposition_samples=self.decomposition_samples,
-                                      trajectory_every=self.trajectory_every))
+                                      trajectory_every=self.trajectory_every,
+                                      trajectory_decomposition=self.trajectory_decomposition is True
+                                      or name in (self.trajectory_decomposition or ())))
         names = [t["name"] for t in found]
         if len(set(names)) != len(names):
             raise ConfigError(f"sweep spec: two grid values give the same run name ({sorted(n for n in names if names.count(n) > 1)[0]})")
+        if isinstance(self.trajectory_decomposition, list):
+            unknown = sorted(set(self.trajectory_decomposition) - set(names))
+            if unknown:
+                raise ConfigError(f"sweep spec: trajectory_decomposition names runs that are not in the grid: {unknown}; "
+                                  f"the grid's runs are {sorted(names)}")
         return found
 
 
@@ -180,7 +193,13 @@ def _scored(task: dict) -> bool:
 
 
 def _traced(task: dict) -> bool:
-    return task["trajectory_every"] < 0 or (Path(task["folder"]) / "trajectory.json").exists()
+    if task["trajectory_every"] < 0:
+        return True
+    try:
+        points = json.loads((Path(task["folder"]) / "trajectory.json").read_text())["points"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return not task.get("trajectory_decomposition") or all("total_correlation" in p for p in points)
 
 
 def run_task(task: dict) -> dict:
@@ -221,12 +240,23 @@ def _run_task(task: dict) -> None:
         evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device,
                      decomposition_samples=task.get("decomposition_samples"))
     if not _traced(task):
-        write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device)
+        samples = task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
+        write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device,
+                         decomposition_samples=samples if task.get("trajectory_decomposition") else None)
 
 
-def write_trajectory(run: Path, every: int, data, device: str = "cpu") -> list[dict]:
-    """The FactorVAE metric (TRAJECTORY_SETTINGS) of each snapshot whose step is a multiple of ``every``."""
+DECOMPOSITION_TERMS = ("mutual_info", "total_correlation", "dimwise_kl", "avg_kl", "tc_error", "mc_error")
+
+
+def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposition_samples: int | None = None) -> list[dict]:
+    """The FactorVAE metric (TRAJECTORY_SETTINGS) of each snapshot whose step is a multiple of ``every``.
+
+    ``decomposition_samples``: also the KL decomposition of each of those snapshots (``DECOMPOSITION_TERMS``,
+    with q(z) over every image of ``data``, as :func:`fvae_lib.evaluate.evaluate_run` computes it for the
+    final model), with that many Monte Carlo samples. It encodes the whole grid once per snapshot.
+    """
     from .config import resolve_device
+    from .decomposition import kl_decomposition
     from .encoding import encoder_representation
     from .metrics import factor_vae_score
     from .runs import load_snapshots
@@ -236,9 +266,16 @@ def write_trajectory(run: Path, every: int, data, device: str = "cpu") -> list[d
         if every and step % every:
             continue
         score = factor_vae_score(data, encoder_representation(vae), np.random.default_rng(0), **TRAJECTORY_SETTINGS)
-        points.append(dict(step=step, factor_vae=score["eval_accuracy"]))
-        print(f"trajectory: step {step} FactorVAE metric {score['eval_accuracy']:.3f}")
-    atomic_write_bytes(run / "trajectory.json", json.dumps(dict(settings=TRAJECTORY_SETTINGS, points=points), indent=1).encode())
+        point = dict(step=step, factor_vae=score["eval_accuracy"])
+        message = f"trajectory: step {step} FactorVAE metric {score['eval_accuracy']:.3f}"
+        if decomposition_samples:
+            terms = kl_decomposition(vae, data, np.random.default_rng([step, 99]), num_samples=decomposition_samples)
+            point.update({k: round(terms[k], 4) for k in DECOMPOSITION_TERMS})
+            message += f", I(x;z) {terms['mutual_info']:.2f}, TC {terms['total_correlation']:.2f} nats"
+        points.append(point)
+        print(message)
+    settings = dict(TRAJECTORY_SETTINGS, **({"decomposition_samples": decomposition_samples} if decomposition_samples else {}))
+    atomic_write_bytes(run / "trajectory.json", json.dumps(dict(settings=settings, points=points), indent=1).encode())
     return points
 
 
@@ -306,7 +343,9 @@ def write_trajectories(path: Path, tasks: list[dict]) -> None:
         rows += [dict(name=task["name"], model=config["model"], value=config[HYPERPARAMETER[config["model"]]],
                       seed=config["seed"], **p) for p in points]
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["name", "model", "value", "seed", "step", "factor_vae"], lineterminator="\n")
+    columns = ["name", "model", "value", "seed", "step", "factor_vae"]
+    columns += [k for k in DECOMPOSITION_TERMS if any(k in r for r in rows)]  # empty for runs not decomposed
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, text.getvalue().encode())

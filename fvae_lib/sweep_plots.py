@@ -1,4 +1,5 @@
-"""Figures of a sweep: the reconstruction-disentanglement trade-off, the metric over training, I(x;z) against TC.
+"""Figures of a sweep: the reconstruction-disentanglement trade-off, the metric over training, I(x;z) against TC,
+and the KL decomposition along training against the training discriminator's estimate.
 
 Each takes the rows of a results table (:mod:`fvae_lib.results`) and returns a Figure; the spread over seeds
 is drawn, not hidden: every seed is a small point, the mean over seeds a large one with a bar from the lowest
@@ -95,10 +96,15 @@ def information_and_tc(rows: list[dict], title: str | None = None) -> Figure:
     return fig
 
 
-def tc_along_training(histories: dict[str, list[dict]], final_tc: dict[str, float], window: int = 5,
+def tc_along_training(histories: dict[str, list[dict]], decomposed: dict[str, list[dict] | float], window: int = 5,
                       title: str | None = None) -> Figure:
     """The training discriminator's TC estimate along training (a moving average over ``window`` logged windows),
-    one line per run, and the KL decomposition's TC of the final encoder as a marker at the last step."""
+    one line per run, against the KL decomposition's TC of the same encoder.
+
+    ``decomposed[name]``: the run's trajectory points (``step``, ``total_correlation``, ``tc_error``; those of
+    :func:`fvae_lib.reference.read_trajectories` that have them), drawn as points with ±2 standard errors; or
+    one number, the final encoder's TC, drawn as a star at the last step.
+    """
     fig = _figure(figsize=(6.2, 3.6), layout="constrained")
     ax = fig.subplots()
     for k, (name, history) in enumerate(histories.items()):
@@ -108,13 +114,51 @@ def tc_along_training(histories: dict[str, list[dict]], final_tc: dict[str, floa
             tc = np.convolve(tc, np.ones(window) / window, mode="valid")
             steps = steps[window - 1:]
         ax.plot(steps, tc, color=f"C{k}", lw=1.2, label=f"{name}: discriminator's estimate")
-        if name in final_tc:
-            ax.scatter([history[-1]["step"]], [final_tc[name]], color=f"C{k}", marker="*", s=120, zorder=3,
+        found = decomposed.get(name)
+        if isinstance(found, (int, float)):
+            ax.scatter([history[-1]["step"]], [found], color=f"C{k}", marker="*", s=120, zorder=3,
                        label=f"{name}: decomposition, final encoder")
+        elif found:
+            points = sorted((p for p in found if p.get("total_correlation") is not None), key=lambda p: p["step"])
+            ax.errorbar([p["step"] for p in points], [p["total_correlation"] for p in points],
+                        yerr=[2 * (p.get("tc_error") or 0.0) for p in points], color=f"C{k}", marker="o", ms=5,
+                        ls="--", lw=0.8, capsize=2, zorder=3, label=f"{name}: decomposition of its snapshots")
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("iteration")
     ax.set_ylabel("TC (nats)")
     ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def decomposition_along_training(trajectories: list[dict], title: str | None = None) -> Figure:
+    """I(x; z) (left) and TC (right, ±2 standard errors) of the snapshots of every run whose trajectory has the
+    KL decomposition (a sweep with ``trajectory_decomposition``): one line per run, β-VAE dashed, FactorVAE solid."""
+    runs: dict[str, list[dict]] = {}
+    for t in trajectories:
+        if t.get("total_correlation") is not None:
+            runs.setdefault(t["name"], []).append(t)
+    if not runs:
+        raise ValueError("no trajectory point has the KL decomposition: sweep with trajectory_decomposition = true "
+                         "(or a list of run names) to add it")
+    fig = _figure(figsize=(8.4, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    for k, (name, points) in enumerate(sorted(runs.items(), key=lambda item: (item[1][0]["model"], item[1][0]["value"]))):
+        points = sorted(points, key=lambda p: p["step"])
+        model, value = points[0]["model"], points[0]["value"]
+        style = dict(color=f"C{k}", marker="o", ms=4, ls="--" if model == "betavae" else "-",
+                     label=f"{NAMES[model]} {'β' if model == 'betavae' else 'γ'}={value:g}"
+                           + (f" (seed {points[0]['seed']})" if points[0]["seed"] else ""))
+        steps = [p["step"] for p in points]
+        axes[0].plot(steps, [p["mutual_info"] for p in points], **style)
+        axes[1].errorbar(steps, [p["total_correlation"] for p in points],
+                         yerr=[2 * (p.get("tc_error") or 0.0) for p in points], capsize=2, **style)
+    axes[0].set_ylabel("I(x; z) (nats)")
+    axes[1].set_ylabel("TC (nats)")
+    for ax in axes:
+        ax.set_xlabel("iteration")
+    axes[1].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -53,7 +53,7 @@ RIGHT = {
     "check_information_cap": lambda: math.log(737_280),
     "check_collision_correlation": lambda: 0.6 / 16,
     "check_unequal_classes": lambda: 0.3 + math.log(2),
-    "check_penalty_weights": lambda: (36, 1),
+    "check_penalty_weights": lambda: (12, 2),
     "check_chance_score": lambda: 0.2,
 }
 
@@ -152,8 +152,10 @@ WRONG = [
     ("check_unequal_classes", lambda: 0.3, "equal classes only"),
     ("check_unequal_classes", lambda: 0.3 - math.log(2), "pushes the gap up"),
     ("check_unequal_classes", lambda: 0.6, "added log"),
-    ("check_penalty_weights", lambda: (35, 1), "1 + γ"),
-    ("check_penalty_weights", lambda: (36, 36), "stays 1"),
+    ("check_penalty_weights", lambda: (10, 2), "β + γ"),
+    ("check_penalty_weights", lambda: (11, 1), "not 1"),
+    ("check_penalty_weights", lambda: (20, 2), "not multiplied"),
+    ("check_penalty_weights", lambda: (12, 12), "whatever γ"),
     ("check_chance_score", lambda: 0.0, "not 0"),
     ("check_chance_score", lambda: 0.5, "yes/no"),
     ("check_chance_score", lambda: 0.1, "number of factors"),

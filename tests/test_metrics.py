@@ -149,6 +149,26 @@ def test_encoder_representation_is_the_batched_mean_and_keeps_train_mode():
     assert vae.training and rep.shape == (10, 4)
 
 
+def test_sampled_representation_draws_from_the_posterior_with_its_own_seed():
+    from fvae_lib.models import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(4)
+    x = torch.rand(1, 1, 64, 64).repeat(4000, 1, 1, 1)  # one image, many draws
+    post = encoder_representation(vae, output="posterior")(x[:1])
+    mu, sigma = post[0, :4], np.exp(0.5 * post[0, 4:])
+    draws = encoder_representation(vae, output="sample", seed=1)(x)
+    # z ~ N(mu, sigma^2) per latent: the sample mean within 5 standard errors, the std within 10%
+    assert np.all(np.abs(draws.mean(0) - mu) < 5 * sigma / np.sqrt(len(x)))
+    np.testing.assert_allclose(draws.std(0), sigma, rtol=0.1)
+    again = encoder_representation(vae, output="sample", seed=1)(x)
+    other = encoder_representation(vae, output="sample", seed=2)(x)
+    np.testing.assert_array_equal(draws, again)  # the seed fixes the draws
+    assert np.abs(draws - other).max() > 0.1
+    with pytest.raises(ValueError, match="'mean', 'posterior' or 'sample'"):
+        encoder_representation(vae, output="samples")
+
+
 def _trained_a_little(vae):
     opt = torch.optim.Adam(vae.parameters(), lr=1e-2, fused=True)
     mu, _ = vae.encoder(torch.rand(8, 1, 64, 64))

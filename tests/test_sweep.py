@@ -47,6 +47,8 @@ def test_spec_from_toml_and_its_tasks(tmp_path):
     ({"grid": {"betavae": [1]}, "metrics": ["fvae"]}, "unknown metrics"),
     ({"seeds": [0]}, "no grid"),
     ({"grid": {"betavae": [1, 1.0]}}, "same run name"),
+    ({"grid": {"betavae": [1]}, "trajectory_decomposition": ["betavae_b4"]}, "not in the grid: ['betavae_b4']"),
+    ({"grid": {"betavae": [1]}, "trajectory_decomposition": "yes"}, "true, false or a list of run names"),
 ])
 def test_bad_specs_are_refused_with_what_to_fix(values, message):
     with pytest.raises(ConfigError, match=None) as err:
@@ -103,6 +105,21 @@ def test_smoke_sweep_trains_scores_resumes_and_reports_a_failure(tmp_path):
     assert done.stat().st_mtime_ns == before
     assert rows["factorvae_g35"]["status"] == "finished" and "final_tc" in rows["factorvae_g35"]
     assert all(task_state(t) == "done" for t in spec.tasks(out))
+
+    # asking for the decomposition along training later traces only that run again, and trains nothing
+    spec = SweepSpec.from_dict(dict(spec.to_dict(), trajectory_decomposition=["betavae_b4"]))
+    assert [task_state(t) for t in spec.tasks(out)] == ["done", "partial"]
+    run_sweep(spec, out, workers=1, threads=1, progress=False, poll_s=0.2)
+    assert done.stat().st_mtime_ns == before
+    traj = read_trajectories(out)
+    decomposed = [p for p in traj if p["name"] == "betavae_b4"]
+    assert [p["step"] for p in decomposed] == [20, 40] and all(p["total_correlation"] is not None for p in decomposed)
+    assert all(p["total_correlation"] is None for p in traj if p["name"] == "factorvae_g35")
+    # the last snapshot is the final model: its decomposition agrees with the evaluation's within Monte Carlo error
+    final = json.loads((out / "betavae_b4" / "metrics.json").read_text())["decomposition"]
+    for term in ("mutual_info", "total_correlation"):
+        assert abs(decomposed[-1][term] - final[term]) < 5 * (final["tc_error"] + decomposed[-1]["tc_error"]) + 0.05, term
+    assert decomposed[-1]["avg_kl"] == pytest.approx(final["avg_kl"], rel=1e-3)  # closed form: no Monte Carlo
 
 
 @pytest.mark.slow

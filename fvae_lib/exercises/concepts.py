@@ -59,7 +59,7 @@ def check_information_cap(fn: Callable) -> bool:
     n = 737_280
     return _answer("the cap on I(x; z)", fn, math.log(n), 0.01, [
         (math.log2(n), 0.01, "that is in bits (log base 2); the library works in nats, the natural log"),
-        (math.log(11_520), 0.01, "that is the smoke sub-grid's 11,520 images; the full grid has 737,280"),
+        (math.log(11_520), 0.01, "that is the 11,520-image sub-grid of the cpu and gpu modes; the full grid has 737,280"),
         (math.log(64), 0.01, "that is a batch of 64: the cap is log N for the N images q(z) is built from, the whole dataset"),
         (float(n), 1.0, "I(x; z) ≤ log N, not N: with N equally likely images, x carries log N nats in all"),
     ], "x is one of N equally likely images, so it holds log N nats; the code cannot hold more about it")
@@ -87,17 +87,22 @@ def check_unequal_classes(fn: Callable) -> bool:
 
 
 def check_penalty_weights(fn: Callable) -> bool:
-    """fn() -> (weight on TC, weight on I(x; z)) in FactorVAE's penalty at γ = 35, β = 1."""
+    """fn() -> (weight on TC, weight on I(x; z)) in the penalty β·KL + γ·TC at β = 2, γ = 10 (the library's
+    ``factor_vae_loss`` with its ``beta``)."""
 
     def check():
         tc, info = (float(v) for v in fn())
-        if (tc, info) == (36.0, 1.0):
+        if (tc, info) == (12.0, 2.0):
             return None
-        if tc == 35.0:
-            return "the KL term already contains the TC once; γ adds it 35 more times: 1 + γ"
-        if info != 1.0:
-            return "I(x; z) is only in the KL term, which FactorVAE weights by β = 1: its weight stays 1"
-        return "write KL + γ·TC with KL = I + TC + Σ_j KL(q(z_j) ‖ p(z_j)) and collect the terms"
+        if tc == 10.0:
+            return "the KL term already contains the TC, weighted by β = 2; γ adds it 10 more times: β + γ"
+        if tc == 11.0:
+            return "the KL term carries the TC with its own weight β = 2, not 1: β + γ"
+        if tc == 20.0:
+            return "γ·TC is added to β·KL, not multiplied by β: the TC's weight is β + γ"
+        if info != 2.0:
+            return "I(x; z) is only in the KL term, whose weight is β = 2: that is its weight, whatever γ"
+        return "write β·KL + γ·TC with KL = I + TC + Σ_j KL(q(z_j) ‖ p(z_j)) and collect the terms"
 
     return _run("penalty weights", check)
 
