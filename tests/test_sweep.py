@@ -165,7 +165,21 @@ def test_the_shipped_reference_sweep_is_complete_and_labelled_with_its_scale():
     for r in rows:  # every run's small files are in git, not only the table
         assert sorted(p.name for p in (reference_dir() / "runs" / r["name"]).iterdir()) == \
             ["config.json", "history.jsonl", "metrics.json", "trajectory.json"], r["name"]
-    assert {p["name"] for p in read_trajectories()} == {r["name"] for r in rows}
+    trajectories = read_trajectories()
+    assert {p["name"] for p in trajectories} == {r["name"] for r in rows}
+    # the runs the spec decomposes along training (notebook 05 plots them) have every term at every snapshot,
+    # and the last snapshot, the final model, agrees with the table's decomposition within Monte Carlo error
+    decomposed = {t["name"] for t in spec.tasks() if t["trajectory_decomposition"]}
+    assert decomposed == {"betavae_b1", "betavae_b4", "factorvae_g10", "factorvae_g35"}
+    table = {r["name"]: r for r in rows}
+    for name in decomposed:
+        points = sorted((p for p in trajectories if p["name"] == name), key=lambda p: p["step"])
+        assert [p["step"] for p in points] == [1000, 2000, 3000, 4000, 5000]
+        assert all(p[k] is not None for p in points for k in ("mutual_info", "total_correlation", "dimwise_kl", "tc_error"))
+        last, final = points[-1], table[name]
+        error = 2 * (last["tc_error"] ** 2 + final["decomposition.tc_error"] ** 2) ** 0.5
+        assert abs(last["total_correlation"] - final["decomposition.total_correlation"]) < 2 * error + 0.05, name
+    assert all(p["total_correlation"] is None for p in trajectories if p["name"] not in decomposed)
     for name in spec.publish["models"]:
         vae, config = load_reference_model(name)
         assert config.iterations == 5000 and not any(torch.isnan(p).any() for p in vae.parameters())
