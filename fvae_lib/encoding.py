@@ -183,6 +183,13 @@ class EncodedGrid:
             codes[idx] = z
         return cls(data, codes)
 
+    @classmethod
+    def encode_posteriors(cls, data, vae, progress: bool = False) -> tuple["EncodedGrid", "EncodedGrid"]:
+        """q(z|x) of every image of ``data`` (columns: means, then log-variances) and, from the same pass, the
+        grid of the encoder means alone (the first half of the columns): what the metrics score."""
+        posteriors = cls.encode(data, encoder_representation(vae, output="posterior"), progress=progress)
+        return posteriors, cls(data, posteriors.codes[:, : posteriors.codes.shape[1] // 2])
+
     def __len__(self) -> int:
         return len(self.codes)
 

@@ -79,8 +79,7 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     if encode_grid or posterior:
         t0 = time.perf_counter()
         if posterior:  # one pass gives both: the means are the first half of the posterior columns
-            posteriors = EncodedGrid.encode(data, encoder_representation(vae, output="posterior"), progress=progress)
-            grid = EncodedGrid(data, posteriors.codes[:, : posteriors.codes.shape[1] // 2])
+            posteriors, grid = EncodedGrid.encode_posteriors(data, vae, progress=progress)
         else:
             grid = EncodedGrid.encode(data, represent, progress=progress)
         if encode_grid:

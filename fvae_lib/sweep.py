@@ -187,9 +187,13 @@ def _scored(task: dict) -> bool:
     except (OSError, ValueError):
         return False
     fresh = (run / "metrics.json").stat().st_mtime >= (run / "checkpoint.pt").stat().st_mtime
-    samples = task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
     return (fresh and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
-            and result.get("decomposition", {}).get("num_samples") == samples)
+            and result.get("decomposition", {}).get("num_samples") == _decomposition_samples(task))
+
+
+def _decomposition_samples(task: dict) -> int:
+    """The Monte Carlo samples of a task's KL decompositions: its own, else its metric settings'."""
+    return task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
 
 
 def _traced(task: dict) -> bool:
@@ -240,9 +244,8 @@ def _run_task(task: dict) -> None:
         evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device,
                      decomposition_samples=task.get("decomposition_samples"))
     if not _traced(task):
-        samples = task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
         write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device,
-                         decomposition_samples=samples if task.get("trajectory_decomposition") else None)
+                         decomposition_samples=_decomposition_samples(task) if task.get("trajectory_decomposition") else None)
 
 
 DECOMPOSITION_TERMS = ("mutual_info", "total_correlation", "dimwise_kl", "avg_kl", "tc_error", "mc_error")
@@ -253,11 +256,12 @@ def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposi
 
     ``decomposition_samples``: also the KL decomposition of each of those snapshots (``DECOMPOSITION_TERMS``,
     with q(z) over every image of ``data``, as :func:`fvae_lib.evaluate.evaluate_run` computes it for the
-    final model), with that many Monte Carlo samples. It encodes the whole grid once per snapshot.
+    final model), with that many Monte Carlo samples. It encodes the whole grid once per snapshot, and the
+    metric then reads its means from that grid (the same score as encoding on the fly).
     """
     from .config import resolve_device
     from .decomposition import kl_decomposition
-    from .encoding import encoder_representation
+    from .encoding import EncodedGrid, encoder_representation
     from .metrics import factor_vae_score
     from .runs import load_snapshots
 
@@ -265,11 +269,17 @@ def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposi
     for step, vae in load_snapshots(run, resolve_device(device)):
         if every and step % every:
             continue
-        score = factor_vae_score(data, encoder_representation(vae), np.random.default_rng(0), **TRAJECTORY_SETTINGS)
+        if decomposition_samples:  # the grid of posteriors is encoded anyway: score the metric from its means
+            posteriors, source = EncodedGrid.encode_posteriors(data, vae)
+            represent = source.represent
+        else:
+            source, represent = data, encoder_representation(vae)
+        score = factor_vae_score(source, represent, np.random.default_rng(0), **TRAJECTORY_SETTINGS)
         point = dict(step=step, factor_vae=score["eval_accuracy"])
         message = f"trajectory: step {step} FactorVAE metric {score['eval_accuracy']:.3f}"
         if decomposition_samples:
-            terms = kl_decomposition(vae, data, np.random.default_rng([step, 99]), num_samples=decomposition_samples)
+            terms = kl_decomposition(vae, data, np.random.default_rng([step, 99]), num_samples=decomposition_samples,
+                                     posteriors=posteriors)
             point.update({k: round(terms[k], 4) for k in DECOMPOSITION_TERMS})
             message += f", I(x;z) {terms['mutual_info']:.2f}, TC {terms['total_correlation']:.2f} nats"
         points.append(point)
