@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The constraints file pins torch==2.13.0: on this project's CPU machines that is a wheel on disk.
-	# JupyterLab (the lab extra) is installed too: the browser test runs the notebooks in it.
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	# JupyterLab (the lab extra) is installed too: the browser test runs the notebooks in it; and nbgrader
+	# (the course extra): the instructor's kit is graded by nbgrader itself in the tests.
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab,course]"
 	touch $(STAMP)
 
 install: $(STAMP)

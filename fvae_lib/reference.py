@@ -12,6 +12,7 @@ trajectory (kilobytes), and the weights of a few models in fp16 (about 1 MB each
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -103,10 +104,10 @@ def publish(out: str | os.PathLike, spec, rows: list[dict]) -> Path:
         state = load_checkpoint(out / name)
         small = dict(step=int(state["step"]), config=state["config"],
                      vae={k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state["vae"].items()})
-        tmp = target / "models" / f".{name}.pt.tmp"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(small, tmp)
-        os.replace(tmp, target / "models" / f"{name}.pt")
+        (target / "models").mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(small, buf)
+        atomic_write_bytes(target / "models" / f"{name}.pt", buf.getvalue())
     stale = {p.name for p in (target / "runs").iterdir()} - {r["name"] for r in rows} if (target / "runs").is_dir() else set()
     for name in stale:  # runs no longer in the spec
         shutil.rmtree(target / "runs" / name)

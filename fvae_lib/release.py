@@ -26,6 +26,8 @@ import os
 import re
 from pathlib import Path
 
+from .storage import atomic_write_bytes
+
 STUB = "raise NotImplementedError  # your code here"
 CHECK = re.compile(r"\b(check_\w+)\((\w+)\)")
 SCHEMA = 3  # nbgrader's cell metadata schema
@@ -68,6 +70,18 @@ def solution_body(source: str, function: str) -> str:
     raise ValueError(f"the solutions define no function {function!r}")
 
 
+def missing_imports(solution: str, exercise: str) -> list[str]:
+    """The solution cell's top-level import lines that the exercise cell does not have.
+
+    The source version copies only the body of the solution's function into the exercise cell; the body may
+    use a name the solution cell imported (``math``, ``F``) that the exercise cell does not, and would fail its
+    own autograded test with a NameError when the notebook runs in order.
+    """
+    present = {ast.unparse(n) for n in ast.parse(exercise).body if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return [line for n in ast.parse(solution).body if isinstance(n, (ast.Import, ast.ImportFrom))
+            for line in [ast.unparse(n)] if line not in present]
+
+
 def _solutions(nb) -> dict[str, str]:
     """checker name -> the source of the solution cell that calls it."""
     return {m.group(1): cell.source for cell in nb.cells if cell.cell_type == "code"
@@ -103,7 +117,10 @@ def build(notebook: str | os.PathLike, solutions: str | os.PathLike, points: flo
                 if checker not in answers:
                     raise ValueError(f"{stem}: no solution calls {checker}")
                 indent = re.search(r"^( *)" + re.escape(STUB), cell.source, flags=re.M).group(1)
-                body = solution_body(answers[checker], function)
+                # the solution's own imports go inside the solution region, in the function: the student
+                # release is unchanged, and the answer runs without any name from elsewhere
+                imports = "".join(f"{indent}{line}\n" for line in missing_imports(answers[checker], cell.source))
+                body = imports + solution_body(answers[checker], function)
                 cell.source = cell.source.replace(indent + STUB, f"{indent}### BEGIN SOLUTION\n{body}\n{indent}### END SOLUTION")
             _meta(cell, f"{stem}-ex{k}", solution=True, grade=False)
             test = nbf.v4.new_code_cell(f"# autograded: {points:g} point(s)\nassert {checker}({function})")
@@ -131,8 +148,6 @@ def write_assignments(out: str | os.PathLike, points: float = 1.0, mode: str | N
         for kind, nb in (("source", source), ("release", release)):
             target = out / kind / path.stem / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            nbf.write(nb, tmp)
-            os.replace(tmp, target)
+            atomic_write_bytes(target, nbf.writes(nb).encode())
             written.append(target)
     return written

@@ -298,7 +298,7 @@ def final_terms(history: list[dict], share: float = 0.1) -> dict:
     if not history:
         return {}
     tail = history[-max(1, int(round(len(history) * share))):]
-    keys = [k for k, v in tail[-1].items() if isinstance(v, (int, float)) and k not in ("step", "elapsed_s", "threads")]
+    keys = [k for k, v in tail[-1].items() if isinstance(v, (int, float)) and k not in ("step", "elapsed_s", "threads", "threads_max")]
     return {k: float(np.mean([h[k] for h in tail if k in h])) for k in keys}
 
 

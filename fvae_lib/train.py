@@ -22,7 +22,7 @@ from .models import VAE, Discriminator
 from .runs import (  # noqa: F401
     CHECKPOINT_FORMAT, has_checkpoint, load_checkpoint, load_model, load_snapshots, read_config, read_history,
     vae_for_state)
-from .storage import atomic_write_bytes, write_temporary
+from .storage import FolderLock, atomic_write_bytes, replace, write_temporary
 from .threads import ThreadPolicy
 
 
@@ -103,14 +103,17 @@ class Trainer:
                 if net is not None:
                     net.forward = torch.compile(net.forward, mode=None if config.compile == "default" else config.compile)
 
-        if resume and has_checkpoint(self.out):
-            self.load_checkpoint()
-            truncate_history(self.out / "history.jsonl", self.step)
-        elif resume:  # the run was stopped before its first save: start it again from step 0
-            truncate_history(self.out / "history.jsonl", 0)
-        else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
+        # one writer per run folder: a second Trainer on it (a sweep rerun beside an orphaned worker, two
+        # notebooks) is refused while this one writes; a lock left by a killed process is taken over
+        self.lock = FolderLock(self.out, what="training run")
+        with self.lock:
+            if resume and has_checkpoint(self.out):
+                self.load_checkpoint()
+                truncate_history(self.out / "history.jsonl", self.step)
+            elif resume:  # the run was stopped before its first save: start it again from step 0
+                truncate_history(self.out / "history.jsonl", 0)
+            else:
+                atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
 
     # -- one iteration ------------------------------------------------------------------------
 
@@ -147,13 +150,14 @@ class Trainer:
         rows: list[dict] = []
         # CPU threads: the cores no other process is using, re-checked as training goes (fvae_lib.threads)
         self.thread_policy = ThreadPolicy(self.config.threads) if self.device.type == "cpu" else None
-        if self.thread_policy:
-            self.thread_policy.start()
-        try:
-            return self._run_loop(tqdm, rows)
-        finally:
+        with self.lock:  # held while this process writes the folder
             if self.thread_policy:
-                self.thread_policy.stop()
+                self.thread_policy.start()
+            try:
+                return self._run_loop(tqdm, rows)
+            finally:
+                if self.thread_policy:
+                    self.thread_policy.stop()
 
     def _run_loop(self, tqdm, rows: list[dict]) -> list[dict]:
         cfg = self.config
@@ -202,8 +206,8 @@ class Trainer:
         n = len(values)
         row = {"step": self.step, **dict(zip(self.terms, means[: len(self.terms)])),
                "kl_dims": means[len(self.terms):], "it_per_s": n / max(seconds, 1e-9), "elapsed_s": self.elapsed_s}
-        if self.thread_policy:
-            row["threads"] = self.thread_policy.threads
+        if self.thread_policy:  # the count the window's steps used (and each count's steps, if it changed)
+            row.update(self.thread_policy.window_threads(), threads_max=self.thread_policy.ceiling)
         with open(self.out / "history.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         return row
@@ -231,10 +235,11 @@ class Trainer:
         path = self.out / "checkpoint.pt"
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
-        tmp = write_temporary(path, buf.getbuffer())
-        if path.exists():
-            os.replace(path, self.out / "checkpoint-prev.pt")
-        os.replace(tmp, path)
+        with self.lock:
+            tmp = write_temporary(path, buf.getbuffer())
+            if path.exists():
+                os.replace(path, self.out / "checkpoint-prev.pt")
+            replace(tmp, path)
         return path
 
     def save_snapshot(self) -> Path:

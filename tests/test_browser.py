@@ -136,19 +136,27 @@ def run_all_cells(page, timeout_s: float = float(os.environ.get("FVAE_BROWSER_TI
         const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
         return prompts.length > 0 && prompts.every(t => /^\\[\\d+\\]:$/.test(t));
     }""", timeout=timeout_s * 1000)
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    wait_for_idle_kernel(page)
 
 
 def save_notebook(page, path: Path) -> dict:
     before = path.stat().st_mtime_ns
     page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # focus the notebook, not an editor
     page.keyboard.press("Control+s")
-    deadline = time.monotonic() + 30
-    while path.stat().st_mtime_ns == before:
+    deadline = time.monotonic() + 60
+    while True:  # until the file on disk is a new, whole notebook (Jupyter writes it to a temporary and renames it)
+        if path.stat().st_mtime_ns != before:
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                pass
         assert time.monotonic() < deadline, "the notebook was not saved"
         time.sleep(0.2)
-    time.sleep(0.5)
-    return json.loads(path.read_text())
+
+
+def next_frames(page) -> None:
+    """Wait until the page has laid out and painted (two animation frames) after a change to its size or scroll."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def full_page_screenshot(page, path: Path) -> None:
@@ -158,17 +166,35 @@ def full_page_screenshot(page, path: Path) -> None:
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": min(height + chrome, 16_000)})
     page.evaluate("() => { document.querySelector('.jp-WindowedPanel-outer').scrollTop = 0; }")
-    page.wait_for_timeout(500)
+    next_frames(page)
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
-    page.wait_for_timeout(300)
+    next_frames(page)
 
 
-def move_slider_and_wait_for_new_picture(page, cell, timeout_s: float = 30) -> None:
-    """Drag the first slider in ``cell`` and wait until the cell's picture (the last image in it) changes."""
-    picture = cell.locator("img").last
-    picture.scroll_into_view_if_needed()
-    before = picture.screenshot()
+def wait_for_idle_kernel(page, timeout_s: float = 60) -> None:
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=timeout_s * 1000)
+
+
+# The picture a cell shows, read in one step inside the page: the ``src`` of its last image. A redraw replaces
+# the <img> element, so a handle to it taken before (a locator resolved, then screenshot) can point at a node
+# that is gone by the time it is used ("Element is not attached to the DOM"). The cell itself stays.
+PICTURE_SOURCE = "cell => { const imgs = cell.querySelectorAll('img'); return imgs.length ? imgs[imgs.length - 1].src : null; }"
+
+
+def picture_source(cell) -> str | None:
+    return cell.evaluate(PICTURE_SOURCE)
+
+
+def move_slider_and_wait_for_new_picture(page, cell, timeout_s: float = 60) -> None:
+    """Drag the first slider in ``cell`` and wait until the cell's picture (the last image in it) changes.
+
+    It waits on conditions, never on a guessed time: the kernel idle before the drag, the picture's source
+    different from the one before it (re-read in the page at each poll), and the kernel idle again after.
+    """
+    wait_for_idle_kernel(page)
+    before = picture_source(cell)
+    assert before, "the widget cell shows no picture"
     handle = cell.locator(".noUi-handle").first
     handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
@@ -178,12 +204,21 @@ def move_slider_and_wait_for_new_picture(page, cell, timeout_s: float = 30) -> N
     page.mouse.move(x + 90, y, steps=6)
     page.mouse.up()
     deadline = time.monotonic() + timeout_s
-    while True:
-        page.wait_for_timeout(300)
-        picture = cell.locator("img").last
-        if picture.count() and picture.screenshot() != before:
+    while picture_source(cell) in (before, None):  # None: between the old picture's removal and the new one's
+        assert time.monotonic() < deadline, f"moving the slider did not change the picture within {timeout_s:g} s"
+        page.wait_for_timeout(250)
+    wait_for_idle_kernel(page)
+
+
+def element_screenshot(locator, path: Path, tries: int = 5) -> None:
+    """A screenshot of an output that a redraw may replace under us: re-located and retried on a detached node."""
+    for attempt in range(tries):
+        try:
+            locator.screenshot(path=str(path))
             return
-        assert time.monotonic() < deadline, "moving the slider did not change the picture"
+        except Exception as err:  # noqa: BLE001 -- playwright's Error, "not attached to the DOM"
+            if "not attached" not in str(err) or attempt == tries - 1:
+                raise
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -221,7 +256,7 @@ def test_notebook_runs_in_jupyterlab_with_its_figures_and_widgets(lab, browser, 
         full_page_screenshot(page, SCREENSHOTS / name.replace(".ipynb", ".png"))
         for i in range(widget_cells.count()):
             move_slider_and_wait_for_new_picture(page, widget_cells.nth(i))
-        widget_cells.last.screenshot(path=str(SCREENSHOTS / name.replace(".ipynb", "_after_slider.png")))
+        element_screenshot(widget_cells.last, SCREENSHOTS / name.replace(".ipynb", "_after_slider.png"))
         assert not errors, f"JavaScript errors on the page: {errors}"
     except Exception:
         page.screenshot(path=str(SCREENSHOTS / name.replace(".ipynb", "_failure.png")))

@@ -59,17 +59,33 @@ def test_the_release_has_stubs_autograded_tests_with_points_and_no_solutions(ass
         assert re.search(r"^MODE = 'smoke'", next(c.source for c in cells if "parameters" in c.metadata.get("tags", [])), re.M)
 
 
+def imports_before(cells, cell) -> list:
+    """The top-level import statements of the code cells before ``cell``, in order."""
+    found = []
+    for c in cells[: cells.index(cell)]:
+        if c.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(c.source)
+        except SyntaxError:  # an IPython magic
+            continue
+        found += [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return found
+
+
 def test_the_source_version_holds_solutions_that_pass_their_autograded_tests(assignments):
     for folder in (assignments / "source").iterdir():
         cells = _cells(folder / f"{folder.name}.ipynb")
         graded = _grading(cells)
         for (meta, answer), (_, test) in zip(graded[::2], graded[1::2]):
             assert meta["solution"] and "### BEGIN SOLUTION" in answer.source and STUB not in answer.source
-            # run the imports and the function of the answer cell, then the autograded test: it must pass
+            # run the imports of the cells before it (as the notebook runs in order; nothing else injected), the
+            # imports and the function of the answer cell, then the autograded test: it must pass. The real
+            # thing, every cell in order in nbgrader, is tests/test_nbgrader.py.
             tree = ast.parse(answer.source)
             kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
             namespace = {}
-            exec("import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F", namespace)
+            exec(compile(ast.Module(body=imports_before(cells, answer), type_ignores=[]), "before", "exec"), namespace)
             exec(compile(ast.Module(body=kept, type_ignores=[]), "answer", "exec"), namespace)
             exec(test.source, namespace)
             # nbgrader's stripping (the region between the markers becomes a stub) leaves an unfinished exercise

@@ -264,3 +264,30 @@ def test_snapshots_are_kept_and_load(tmp_path, small_replica):
     assert [s for s, _ in snaps] == [20, 40]
     final, _ = load_model(tmp_path / "r")
     assert _same(snaps[-1][1].state_dict(), final.state_dict())
+
+
+def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(tmp_path, small_replica):
+    """A run still being written by another live process (an orphaned sweep worker) is never written twice."""
+    import socket
+
+    from fvae_lib.storage import FolderBusy
+
+    run = tmp_path / "r"
+    Trainer(smoke(iterations=20), run, data=small_replica, progress=False).run()
+    with open(run / "history.jsonl", "a") as f:  # the other writer is ahead of the checkpoint
+        f.write(json.dumps({"step": 30, "recon": 1.0}) + "\n")
+    history = (run / "history.jsonl").read_bytes()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (run / ".lock").write_text(json.dumps(dict(pid=other.pid, host=socket.gethostname(), job_id=None, started="now")))
+        with pytest.raises(FolderBusy, match=f"process {other.pid}"):
+            Trainer(smoke(iterations=40), run, resume=True, data=small_replica, progress=False)
+        assert (run / "history.jsonl").read_bytes() == history  # not truncated under the other writer
+    finally:
+        other.kill()
+        other.wait()
+    # once that process is gone, its lock is stale: the run resumes
+    t = Trainer(smoke(iterations=40), run, resume=True, data=small_replica, progress=False)
+    t.run()
+    steps = [r["step"] for r in read_history(run)]
+    assert steps == [10, 20, 30, 40] and not (run / ".lock").exists()

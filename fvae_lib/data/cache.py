@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..storage import atomic_write_bytes, remove_stale_temporaries
+from ..storage import atomic_write_bytes, replace, temporary_path
 from .protocol import DatasetError
 from .spec import IMAGE_SIZE, PACKED_BYTES
 
@@ -68,11 +68,10 @@ def _write_cache(npy: Path, n: int, chunks, meta: dict, progress: bool, desc: st
     from tqdm.auto import tqdm
 
     _ensure_writable(npy.parent)
-    remove_stale_temporaries(npy)
     sidecar = npy.with_suffix(".json")
     if sidecar.exists():
         sidecar.unlink()  # the old cache stops counting as whole before any byte of it changes
-    tmp = npy.with_name(f"{npy.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(npy)
     digest = hashlib.sha256()
     on_pixels = 0
     try:
@@ -91,7 +90,7 @@ def _write_cache(npy: Path, n: int, chunks, meta: dict, progress: bool, desc: st
         del out
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, npy)
+        replace(tmp, npy)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

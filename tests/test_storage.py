@@ -1,0 +1,101 @@
+"""Atomic writes (unique temporaries, stale ones of dead writers removed) and the one-writer folder lock."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fvae_lib.storage import FolderBusy, FolderLock, atomic_write_bytes, remove_stale_temporaries, write_temporary
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def sleeper():
+    """A live process of this host that is not this one."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def test_every_temporary_has_its_own_name_and_the_target_is_whole(tmp_path):
+    target = tmp_path / "results.csv"
+    names = {write_temporary(target, b"x").name for _ in range(5)}
+    assert len(names) == 5 and all(str(os.getpid()) in n for n in names)  # unique within one process too
+    atomic_write_bytes(target, b"whole")
+    assert target.read_bytes() == b"whole"
+
+
+def test_temporaries_of_dead_writers_are_removed_and_those_of_live_ones_kept(tmp_path, sleeper):
+    target = tmp_path / "checkpoint.pt"
+    host = socket.gethostname().replace("-", "_")
+    dead = [tmp_path / f"checkpoint.pt.tmp-{host}-{dead_pid()}-abcd", tmp_path / f"checkpoint.pt.tmp-{dead_pid()}"]
+    live = [tmp_path / f"checkpoint.pt.tmp-{host}-{sleeper}-abcd", tmp_path / f"checkpoint.pt.tmp-otherhost-{dead_pid()}-abcd",
+            tmp_path / "checkpoint.pt.tmp-notours"]
+    for path in dead + live:
+        path.write_bytes(b"half")
+    assert sorted(remove_stale_temporaries(target)) == sorted(dead)
+    assert all(p.exists() for p in live) and not any(p.exists() for p in dead)
+    dead[0].write_bytes(b"half")
+    atomic_write_bytes(target, b"new")  # every write clears what killed writers left
+    assert not dead[0].exists() and target.read_bytes() == b"new"
+
+
+def test_the_lock_records_its_holder_and_is_released(tmp_path):
+    with FolderLock(tmp_path / "run") as lock:
+        holder = json.loads((tmp_path / "run" / ".lock").read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname() and lock.held
+        with FolderLock(tmp_path / "run"):  # re-entrant in one process
+            pass
+        assert (tmp_path / "run" / ".lock").exists()
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_a_lock_held_by_a_live_process_is_refused_naming_it(tmp_path, sleeper):
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=sleeper, host=socket.gethostname(), job_id="42_3", started="then")))
+    with pytest.raises(FolderBusy, match=rf"in use by process {sleeper} on .*\(job 42_3\).*delete .*\.lock"):
+        FolderLock(tmp_path).acquire()
+    # a lock of another host cannot be checked from here: refused too
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=dead_pid(), host="elsewhere", job_id=None, started="then")))
+    with pytest.raises(FolderBusy, match="elsewhere"):
+        FolderLock(tmp_path).acquire()
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=dead_pid(), host=socket.gethostname(), job_id=None, started="then")))
+    with FolderLock(tmp_path):
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+HOLD = """
+import sys, time
+from fvae_lib.storage import FolderLock, FolderBusy
+try:
+    with FolderLock(sys.argv[1]):
+        print("held", flush=True)
+        sys.stdin.readline()
+except FolderBusy as err:
+    print("busy", err, flush=True)
+"""
+
+
+def test_of_two_processes_only_one_holds_the_lock(tmp_path):
+    first = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert first.stdout.readline().strip() == "held"
+    second = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO)
+    assert second.stdout.startswith("busy") and str(first.pid) in second.stdout
+    first.communicate("\n")
+    third = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO)
+    assert third.stdout.strip() == "held"
