@@ -120,9 +120,9 @@ def cmd_sweep(args) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--slurm takes KEY=VALUE (e.g. partition=gpu), got {item!r}")
-        slurm[key] = int(value) if value.isdigit() else value
+        slurm[key] = value  # typed and checked by the engine (fvae_lib.engines), with a clear error
     rows = run_sweep(spec, args.out, engine=args.engine, workers=args.workers, threads=args.threads,
-                     cluster=args.cluster, slurm=slurm, progress=not args.no_progress)
+                     cluster=args.cluster, slurm=slurm, progress=not args.no_progress, overwrite=args.overwrite_published)
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
@@ -213,8 +213,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="CPU threads per run (default: the cores divided among the workers)")
     p.add_argument("--cluster", choices=("slurm", "local", "debug"), help="submitit's executor (default: slurm if found, else local)")
     p.add_argument("--slurm", action="append", metavar="KEY=VALUE", help="a SLURM parameter for submitit, e.g. partition=gpu, "
-                   "gpus_per_node=1, mem_gb=16 (repeat for more)")
+                   "gpus_per_node=1, mem_gb=16 (repeat for more). A GPU sweep: --device cuda --slurm gpus_per_node=1")
     p.add_argument("--no-progress", action="store_true", help="log lines only, no progress bar")
+    p.add_argument("--overwrite-published", action="store_true", help="let a complete sweep replace the results already "
+                   "in its [publish] folder (the shipped reference/, for reference/sweep.toml); without it they are kept")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("release", help="assignments from the notebooks: student release + nbgrader source (solutions)")

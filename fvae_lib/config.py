@@ -43,6 +43,11 @@ DEFAULT_GAMMA = 35.0
 DEFAULT_BETA = {"factorvae": 1.0, "betavae": 4.0}
 
 
+# what each annotation of TrainConfig accepts (an int where a float is asked for; never a bool for a number)
+FIELD_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "tuple[float, float]": (tuple, list),
+               "dict | None": (dict, type(None)), "bool | None": (bool, type(None))}
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run. Build one with :meth:`from_preset`; the defaults are the paper's settings.
@@ -106,9 +111,11 @@ class TrainConfig:
             raise ConfigError(f"config has unknown fields {sorted(unknown)}")
         d = dict(d)
         for key in ("betas_vae", "betas_d"):
-            if key in d:
+            if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
-        return cls(**d)
+        config = cls(**d)
+        config.validate()
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,6 +136,13 @@ class TrainConfig:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
+
+        for f in dataclasses.fields(self):  # the type first, so that a "5000" from a file is refused, not compared
+            value, kinds = getattr(self, f.name), FIELD_TYPES[str(f.type)]
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            if ok and f.type == "tuple[float, float]":
+                ok = len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            need(ok, f"{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
 
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
         need(self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")

@@ -87,7 +87,7 @@ def estimate_tc(disc: Discriminator, z: torch.Tensor) -> float:
 @torch.no_grad()
 def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int = 2000,
                                      generator: torch.Generator | None = None,
-                                     device: str | torch.device | None = None) -> dict:
+                                     device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> dict:
     """Monte-Carlo estimate of every term of the KL decomposition for N posteriors q(z|x_n) = N(mu_n, σ_n²).
 
     q(z) is the mixture (1/N) Σ_n q(z|x_n) over **all** N posteriors given, and q(z_j) its marginals:
@@ -105,16 +105,20 @@ def kl_decomposition_from_posteriors(mu: torch.Tensor, logvar: torch.Tensor, num
     q(z) a spiky mixture of N bumps that does not factorise even when the code does, which caps I(x; z) at
     log N and pushes the rest into TC (several nats for sharp posteriors; ``tests/test_decomposition.py``).
     The cost is num_samples · N · d log-densities, streamed (:func:`fvae_lib.gaussians.mixture_log_density`)
-    on ``device`` (default: where ``mu`` is). ``generator`` is a CPU generator: the draws are the same on
-    every device.
+    on ``device`` (default: where ``mu`` is), in ``dtype`` (default: float64 on a CPU up to 50,000 points, else
+    float32). ``generator`` is a CPU generator: the draws are the same on every device and in either dtype.
     """
     n, d = mu.shape
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 2:
+        raise ValueError(f"num_samples must be a whole number >= 2 (the standard errors need at least two samples of q(z)), "
+                         f"got {num_samples!r}")
     device = torch.device(device) if device is not None else mu.device
-    # float64 where it is cheap, on a CPU; float32 for large N and on GPUs (slow at float64); sums in float64
-    dtype = torch.float64 if n <= 50_000 and device.type == "cpu" else torch.float32
+    # the arithmetic: float64 where it is cheap, on a CPU; float32 for large N and on GPUs (slow at float64); sums in
+    # float64. The draws do not depend on it: indices and ε always come from the CPU generator in float32, then move
+    dtype = dtype or (torch.float64 if n <= 50_000 and device.type == "cpu" else torch.float32)
     mu, logvar = mu.to(device, dtype), logvar.to(device, dtype)
     idx = torch.randint(n, (num_samples,), generator=generator)
-    eps = torch.randn(num_samples, d, generator=generator, dtype=dtype).to(device)
+    eps = torch.randn(num_samples, d, generator=generator, dtype=torch.float32).to(device, dtype)
     idx = idx.to(device)
     z = reparameterise(mu[idx], logvar[idx], eps=eps)
     log_qz, log_qzj = mixture_log_density(z, mu, logvar)
@@ -212,6 +216,9 @@ def minibatch_stratified_tc(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     """
     m = len(z)
     n = dataset_size
+    if m < 2 or n < m:
+        raise ValueError(f"minibatch_stratified_tc needs a batch of at least 2 samples from a dataset at least that large "
+                         f"(its strata are the sample's own point and the M - 1 others), got M = {m}, N = {n}")
     w = torch.full((m, m), (n - 1) / (n * (m - 1)), dtype=z.dtype, device=z.device)
     w.fill_diagonal_(1.0 / n)
     return _minibatch_tc(log_normal_per_dim(z, mu, logvar), w.log())

@@ -41,8 +41,13 @@ def gaussian_total_correlation(cov) -> float:
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, exp(logvar)) elementwise (shapes broadcast): one value per dimension, not summed."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+    """log N(z; mu, exp(logvar)) elementwise (shapes broadcast): one value per dimension, not summed.
+
+    The squared distance is taken in units of σ, ((z − μ) · exp(−½ logvar))², not (z − μ)² · exp(−logvar):
+    exp(−logvar) overflows float32 below logvar ≈ −88.7 (a posterior collapsed to a point), and 0 · inf is
+    NaN; exp(−½ logvar) holds to −177, and past it the density is 0 (−inf) where z ≠ μ, never NaN.
+    """
+    return -0.5 * (LOG_2PI + logvar + ((z - mu) * torch.exp(-0.5 * logvar)).pow(2))
 
 
 def log_normal_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -89,10 +94,12 @@ def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n
     (``benchmarks/README.md`` has the measured rates).
     """
     n, d = mu.shape
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 2:
+        raise ValueError(f"num_samples must be a whole number >= 2 (the entropy's Monte Carlo needs samples), got {num_samples!r}")
     pick = torch.randperm(n, generator=generator)[: min(num_samples, n)].to(z.device)
     zs = z[pick]
     mu_t = mu.T.contiguous()  # (d, N): one dimension's components side by side
-    scale_t = torch.exp(-logvar.T).mul_(-0.5).contiguous()  # −1 / (2σ²)
+    inv_sd_t = torch.exp(-0.5 * logvar.T).contiguous()  # 1 / σ (as in log_normal: no overflow of 1 / σ²)
     norm_t = (-0.5 * (LOG_2PI + logvar.T)).contiguous()  # log of the Gaussian's normaliser
     on_cpu = z.device.type == "cpu"
     tile = tile or (4096 if on_cpu else n)
@@ -104,7 +111,7 @@ def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n
             parts = []
             for t in range(0, n, tile):
                 x = zj - mu_t[j, t : t + tile]  # (rows, tile)
-                x.square_().mul_(scale_t[j, t : t + tile]).add_(norm_t[j, t : t + tile])
+                x.mul_(inv_sd_t[j, t : t + tile]).square_().mul_(-0.5).add_(norm_t[j, t : t + tile])
                 parts.append(torch.logsumexp(x, dim=1))
             log_q = torch.logsumexp(torch.stack(parts, 1), dim=1) - np.log(n)
             total[j] -= log_q.double().sum()

@@ -86,12 +86,24 @@ def load_reference_model(name: str, device: str | torch.device = "cpu", folder: 
     return vae.eval(), TrainConfig.from_dict(state["config"])
 
 
-def publish(out: str | os.PathLike, spec, rows: list[dict]) -> Path:
-    """Copy a sweep's small results into ``spec.publish['folder']``, with fp16 weights of ``publish['models']``.
+class AlreadyPublished(ConfigError):
+    """The publish folder holds published results, and overwriting them was not asked for."""
 
-    Everything is written to a temporary file and renamed, so an interrupted publish leaves the old files whole.
+
+def publish(out: str | os.PathLike, spec, rows: list[dict], overwrite: bool = False) -> Path:
+    """Copy a complete sweep's small results into ``spec.publish['folder']``, with fp16 weights of ``publish['models']``.
+
+    Only a sweep whose every run finished is published; a folder that already holds published results (the
+    shipped reference, say) is replaced only with ``overwrite=True`` (``--overwrite-published``). Everything is
+    written to a temporary file and renamed, so an interrupted publish leaves the old files whole.
     """
     out, target = Path(out), Path(spec.publish["folder"])
+    unfinished = [r["name"] for r in rows if r.get("status") != "finished"]
+    if unfinished:
+        raise ConfigError(f"not publishing into {target}: runs not finished: {', '.join(unfinished)}; run the sweep again first")
+    if (target / "results.csv").exists() and not overwrite:
+        raise AlreadyPublished(f"{target} already holds published results (results.csv); they are left as they are. "
+                               "To replace them with this sweep's, pass --overwrite-published (publish(..., overwrite=True))")
     (target / "runs").mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "results.jsonl", "trajectories.csv", "sweep.json"):
         atomic_write_bytes(target / name, (out / name).read_bytes())

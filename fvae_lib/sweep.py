@@ -46,7 +46,7 @@ import torch
 from .config import MODELS, PRESETS, ConfigError, TrainConfig
 from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
 from .runs import read_history, trained_steps
-from .storage import atomic_write_bytes
+from .storage import FolderLock, atomic_write_bytes
 
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
 DEFAULT_METRICS = ("factor_vae", "beta_vae", "mig")  # DCI is left out by default: ~3 CPU-minutes a run
@@ -58,7 +58,7 @@ TRAJECTORY_SETTINGS = dict(batch_size=64, num_train=500, num_eval=500, num_varia
 def run_name(model: str, value: float, seed: int) -> str:
     """The run folder's name, as the notebooks write it: ``betavae_b4``, ``factorvae_g35_s1``."""
     key = HYPERPARAMETER[model][0]
-    return f"{model}_{key}{value:g}" + (f"_s{seed}" if seed else "")
+    return f"{model}_{key}{float(value) + 0.0:g}" + (f"_s{seed}" if seed else "")  # + 0.0: -0.0 is 0
 
 
 @dataclass
@@ -73,6 +73,10 @@ class SweepSpec:
     batch_size: int | None = None
     data_source: str = "auto"
     device: str = "auto"
+    precision: str = "auto"  # fp32, bf16 or auto (the fast path where bf16 is native); pin it to reproduce a sweep
+    threads: int | None = None  # CPU threads per run (default: the cores divided among the workers; 1 per job on SLURM)
+    mem_gb: float | None = None  # memory per job through submitit (SLURM's --mem)
+    slurm: dict = field(default_factory=dict)  # more submitit/SLURM parameters, e.g. {partition = "gpu", gpus_per_node = 1}
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     settings: str = "full"
     decomposition_samples: int | None = None  # samples of q(z) for the KL decomposition (default: the settings')
@@ -116,26 +120,59 @@ class SweepSpec:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
+        """Refuse, before any work, every value that is not what its key takes, saying what to write instead."""
+        def integer(value) -> bool:  # a bool is an int to Python, never a seed or a count here
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        def refuse(message: str) -> None:
+            raise ConfigError(f"sweep spec: {message}")
+
         if not isinstance(self.grid, dict) or not self.grid:
-            raise ConfigError("sweep spec: the grid is empty; give each model a list of values, e.g. betavae = [1, 4]")
+            refuse("the grid is empty; give each model a list of values, e.g. betavae = [1, 4]")
         for model, values in self.grid.items():
             if model not in MODELS:
-                raise ConfigError(f"sweep spec: unknown model {model!r} in the grid; choose from {MODELS}")
-            if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values):
-                raise ConfigError(f"sweep spec: grid.{model} must be a non-empty list of numbers >= 0 "
-                                  f"(its {HYPERPARAMETER[model]} values), got {values!r}")
-        if not self.seeds or not all(isinstance(s, int) and s >= 0 for s in self.seeds):
-            raise ConfigError(f"sweep spec: seeds must be a non-empty list of integers >= 0, got {self.seeds!r}")
+                refuse(f"unknown model {model!r} in the grid; choose from {MODELS}")
+            if not isinstance(values, list) or not values or not all(number(v) and v >= 0 for v in values):
+                refuse(f"grid.{model} must be a non-empty list of numbers >= 0 (its {HYPERPARAMETER[model]} values), got {values!r}")
+            same = sorted({float(v) for v in values if [float(w) for w in values].count(float(v)) > 1})
+            if same:
+                refuse(f"grid.{model} gives the same {HYPERPARAMETER[model]} twice ({same[0]:g}; 0 and -0.0 count as one): "
+                       f"list each value once")
+        if not isinstance(self.seeds, list) or not self.seeds or not all(integer(v) and v >= 0 for v in self.seeds):
+            refuse(f"seeds must be a non-empty list of integers >= 0, e.g. seeds = [0, 1]; got {self.seeds!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            refuse(f"seeds lists a seed twice: {self.seeds!r}")
+        for key in ("iterations", "snapshot_every", "batch_size", "threads"):
+            value = getattr(self, key)
+            if value is not None and not (integer(value) and value >= (0 if key == "snapshot_every" else 1)):
+                refuse(f"{key} must be a whole number >= {0 if key == 'snapshot_every' else 1} (or left out), got {value!r}")
+        if self.decomposition_samples is not None and not (integer(self.decomposition_samples) and self.decomposition_samples >= 2):
+            refuse(f"decomposition_samples must be a whole number >= 2 (or left out for the settings' own), got {self.decomposition_samples!r}")
+        if not (integer(self.trajectory_every) and self.trajectory_every >= -1):
+            refuse(f"trajectory_every must be a whole number: N (every N steps), 0 (every snapshot) or -1 (none), got {self.trajectory_every!r}")
+        if self.mem_gb is not None and not (number(self.mem_gb) and self.mem_gb > 0):
+            refuse(f"mem_gb must be a number > 0 (or left out), got {self.mem_gb!r}")
+        if not isinstance(self.slurm, dict):
+            refuse(f"slurm must be a table of submitit parameters, e.g. [slurm] partition = \"gpu\"; got {self.slurm!r}")
+        for key in ("preset", "data_source", "device", "precision", "settings"):
+            if not isinstance(getattr(self, key), str):
+                refuse(f"{key} must be a string, got {getattr(self, key)!r}")
         if self.preset not in PRESETS:
-            raise ConfigError(f"sweep spec: unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+            refuse(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
         if self.settings not in METRIC_SETTINGS:
-            raise ConfigError(f"sweep spec: settings must be one of {sorted(METRIC_SETTINGS)}, got {self.settings!r}")
+            refuse(f"settings must be one of {sorted(METRIC_SETTINGS)}, got {self.settings!r}")
+        if not isinstance(self.metrics, list) or not all(isinstance(m, str) for m in self.metrics):
+            refuse(f"metrics must be a list of metric names, e.g. [\"factor_vae\", \"mig\"]; got {self.metrics!r}")
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
-            raise ConfigError(f"sweep spec: unknown metrics {unknown}; choose from {list(METRICS)}")
+            refuse(f"unknown metrics {unknown}; choose from {list(METRICS)}")
         if not isinstance(self.trajectory_decomposition, (bool, list)):
-            raise ConfigError("sweep spec: trajectory_decomposition must be true, false or a list of run names, "
-                              f"got {self.trajectory_decomposition!r}")
+            refuse(f"trajectory_decomposition must be true, false or a list of run names, got {self.trajectory_decomposition!r}")
+        if not isinstance(self.publish, dict):
+            refuse(f"publish must be a table, e.g. [publish] folder = \"reference\"; got {self.publish!r}")
         self.tasks(threads=1)  # builds, and so validates, every run's config before any work starts
 
     def tasks(self, out: str | os.PathLike = ".", threads: int = 1) -> list[dict]:
@@ -147,7 +184,7 @@ class SweepSpec:
                     config = TrainConfig.from_preset(
                         self.preset, model=model, device=self.device, seed=seed, iterations=self.iterations,
                         snapshot_every=self.snapshot_every, batch_size=self.batch_size, data_source=self.data_source,
-                        threads=threads, **{HYPERPARAMETER[model]: float(value)})
+                        precision=self.precision, threads=threads, **{HYPERPARAMETER[model]: float(value) + 0.0})
                     name = run_name(model, value, seed)
                     found.append(dict(name=name, folder=str(Path(out) / name), config=config.to_dict(),
                                       metrics=list(self.metrics), settings=self.settings,
@@ -217,13 +254,15 @@ def run_task(task: dict) -> dict:
     with open(run / "sweep.log", "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sweep task {task['name']} (pid {os.getpid()})")
         try:
-            _run_task(task)
+            with FolderLock(run, what="sweep task"):  # train, score and trace: one process at a time
+                _run_task(task)
             status, error = "finished", ""
-        except BaseException as err:  # noqa: BLE001 -- reported in the table; the other runs go on
+        except Exception as err:  # noqa: BLE001 -- reported in the table; the other runs go on
             traceback.print_exc()
             status, error = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300]
-            if isinstance(err, KeyboardInterrupt):
-                raise
+        except BaseException as err:  # Ctrl-C, or submitit's exit to requeue a pre-empted job: not a result
+            print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stopped ({type(err).__name__}); the run resumes from its last checkpoint")
+            raise
     return dict(name=task["name"], status=status, error=error, seconds=round(time.perf_counter() - t0, 1))
 
 

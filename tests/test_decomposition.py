@@ -137,3 +137,42 @@ def test_the_tc_a_permuted_batch_lets_a_discriminator_see_falls_short_by_order_1
     assert abs(seen[10**6]["seen"] - tc) < 1e-4
     with pytest.raises(ValueError, match="rho"):
         tc_seen_through_permutation(1.0, 64)
+
+
+def test_the_draws_do_not_depend_on_the_arithmetic_precision():
+    """ε and the indices come from the CPU generator in one dtype: float32 and float64 arithmetic (a GPU, or more
+    than 50,000 points, against a CPU below) estimate from the same samples and agree far inside the Monte Carlo error."""
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(300, 4, generator=g), torch.randn(300, 4, generator=g) - 2
+    terms = {dtype: kl_decomposition_from_posteriors(mu, logvar, 400, torch.Generator().manual_seed(5), "cpu", dtype)
+             for dtype in (torch.float32, torch.float64)}
+    for key in ("mutual_info", "total_correlation", "marginal_kl"):
+        assert abs(terms[torch.float32][key] - terms[torch.float64][key]) < 1e-3 * max(1.0, abs(terms[torch.float64][key]))
+    assert terms[torch.float64]["tc_error"] > 1e-2  # what different draws would differ by: 10x more than allowed above
+
+
+def test_a_collapsed_posterior_gives_finite_densities_not_nan():
+    """logvar below about -88.7 made exp(-logvar) overflow float32, and 0 · inf gave NaN mutual information."""
+    from fvae_lib.gaussians import log_normal
+
+    mu = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    logvar = torch.tensor([[-100.0, 0.0], [-95.0, 0.0], [0.0, -120.0]])
+    at_mean = log_normal(mu, mu, logvar)
+    assert torch.isfinite(at_mean).all() and (at_mean[:, 0][:2] > 40).all()
+    assert log_normal(mu + 1.0, mu, logvar)[0, 0] == -float("inf")  # zero density away from a point mass, not NaN
+    terms = kl_decomposition_from_posteriors(mu, logvar, 50, torch.Generator().manual_seed(0), "cpu", torch.float32)
+    assert all(np.isfinite(terms[k]) for k in ("mutual_info", "total_correlation", "dimwise_kl", "mc_error", "tc_error"))
+    assert terms["mutual_info"] == pytest.approx(np.log(3), abs=1e-3)  # three distinct points, each its own posterior
+
+
+@pytest.mark.parametrize("num_samples", [0, 1, -5, 2.5])
+def test_too_few_decomposition_samples_are_refused(num_samples):
+    mu = torch.zeros(10, 2)
+    with pytest.raises(ValueError, match="num_samples must be a whole number >= 2"):
+        kl_decomposition_from_posteriors(mu, mu, num_samples)
+
+
+def test_the_stratified_estimator_refuses_a_batch_of_one():
+    z = torch.zeros(1, 3)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        minibatch_stratified_tc(z, z, z, dataset_size=100)

@@ -46,7 +46,23 @@ def test_spec_from_toml_and_its_tasks(tmp_path):
     ({"grid": {"betavae": [1]}, "preset": "huge"}, "unknown preset"),
     ({"grid": {"betavae": [1]}, "metrics": ["fvae"]}, "unknown metrics"),
     ({"seeds": [0]}, "no grid"),
-    ({"grid": {"betavae": [1, 1.0]}}, "same run name"),
+    ({"grid": {"betavae": [1, 1.0]}}, "gives the same beta twice"),
+    ({"grid": {"betavae": [0, -0.0]}}, "gives the same beta twice"),
+    ({"grid": {"betavae": [1]}, "decomposition_samples": -5}, "decomposition_samples must be a whole number >= 2"),
+    ({"grid": {"betavae": [1]}, "decomposition_samples": 1}, "decomposition_samples must be a whole number >= 2"),
+    ({"grid": {"betavae": [1]}, "trajectory_every": "x"}, "trajectory_every must be a whole number"),
+    ({"grid": {"betavae": [1]}, "trajectory_every": -2}, "trajectory_every must be a whole number"),
+    ({"grid": {"betavae": [1]}, "seeds": [True]}, "seeds must be a non-empty list of integers"),
+    ({"grid": {"betavae": [1]}, "seeds": 3}, "seeds must be a non-empty list of integers"),
+    ({"grid": {"betavae": [1]}, "seeds": [0, 0]}, "seeds lists a seed twice"),
+    ({"grid": {"betavae": [1]}, "iterations": "5000"}, "iterations must be a whole number >= 1"),
+    ({"grid": {"betavae": [1]}, "iterations": 0}, "iterations must be a whole number >= 1"),
+    ({"grid": {"betavae": [True]}}, "numbers >= 0"),
+    ({"grid": {"betavae": [1]}, "threads": 1.5}, "threads must be a whole number"),
+    ({"grid": {"betavae": [1]}, "mem_gb": -1}, "mem_gb must be a number > 0"),
+    ({"grid": {"betavae": [1]}, "precision": "fp8"}, "precision must be"),
+    ({"grid": {"betavae": [1]}, "metrics": "mig"}, "metrics must be a list"),
+    ({"grid": {"betavae": [1]}, "slurm": "gpu"}, "slurm must be a table"),
     ({"grid": {"betavae": [1]}, "trajectory_decomposition": ["betavae_b4"]}, "not in the grid: ['betavae_b4']"),
     ({"grid": {"betavae": [1]}, "trajectory_decomposition": "yes"}, "true, false or a list of run names"),
 ])
@@ -54,6 +70,17 @@ def test_bad_specs_are_refused_with_what_to_fix(values, message):
     with pytest.raises(ConfigError, match=None) as err:
         SweepSpec.from_dict(values)
     assert message in str(err.value)
+
+
+def test_a_run_config_from_a_file_is_validated():
+    from fvae_lib.config import TrainConfig
+
+    good = TrainConfig.from_preset("smoke").to_dict()
+    assert TrainConfig.from_dict(good) == TrainConfig.from_preset("smoke")
+    for bad, message in [(dict(iterations="5000"), "iterations must be int"), (dict(seed=True), "seed must be int"),
+                         (dict(gamma=-1.0), "gamma must be a finite number >= 0"), (dict(betas_d=[0.5]), "betas_d must be")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig.from_dict(dict(good, **bad))
 
 
 def test_missing_or_broken_spec_file(tmp_path):

@@ -51,7 +51,7 @@ class DSprites(FactorGridMixin):
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
         real_path = Path(path).expanduser() if path is not None else self.data_dir / REAL_FILENAME
         if source == "auto":
-            source = "real" if real_path.exists() else "replica"
+            source = resolve_source(source, real_path)
         if source == "real" and not real_path.exists():
             raise DatasetError(f"{real_path} does not exist. {_WHAT_TO_DO}")
         self.source = source
@@ -177,6 +177,14 @@ class DSprites(FactorGridMixin):
             "mean_pixel": round(self.mean_pixel(), 6),
             "packed_megabytes": round(self.packed.nbytes / 2**20, 1),
         }
+
+
+def resolve_source(source: str = "auto", real_path: str | os.PathLike | None = None) -> str:
+    """What ``source="auto"`` means here: ``"real"`` if the real file is in the data folder, else ``"replica"``."""
+    if source != "auto":
+        return source
+    real_path = Path(real_path) if real_path is not None else default_data_dir() / REAL_FILENAME
+    return "real" if real_path.exists() else "replica"
 
 
 def _spot_check(packed: np.ndarray, npy: Path, count: int = 32) -> None:
