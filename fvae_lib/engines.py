@@ -177,6 +177,14 @@ class SweepJob(_Checkpointable):
         return DelayedSubmission(SweepJob(), task)
 
 
+def _cluster(cluster: str | None) -> str | None:
+    try:
+        import submitit
+    except ImportError:
+        return cluster
+    return cluster or submitit.AutoExecutor.which()
+
+
 def _parameter_value(key: str, value):
     """A --slurm value as submitit wants it: ints and floats for the typed parameters, with a clear error."""
     import submitit
@@ -313,10 +321,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
     out = Path(out or spec.out or "runs/sweep")
     out.mkdir(parents=True, exist_ok=True)
     count = len(spec.seeds) * sum(len(values) for values in spec.grid.values())
-    workers, threads = plan_workers(count, spec.device, workers, threads or spec.threads or 0)
-    if engine == "submitit":  # the jobs run elsewhere: their CPUs come from the spec or --slurm, not from this node
+    if engine == "submitit":  # the jobs run elsewhere: their CPUs come from --slurm, --threads or the spec, never this node's
         slurm = {**spec.slurm, **(slurm or {})}
-        threads = int(slurm.pop("cpus_per_task", 0) or spec.threads or 1)
+        threads = int(_parameter_value("cpus_per_task", slurm.pop("cpus_per_task", 0)) or threads or spec.threads or 1)
+        workers = workers or (0 if _cluster(cluster) == "slurm" else plan_workers(count, spec.device, 0, threads)[0])
+    else:
+        workers, threads = plan_workers(count, spec.device, workers, threads or spec.threads or 0)
     tasks = spec.tasks(out, threads=threads)
     atomic_write_bytes(out / "sweep.json", json.dumps(dict(spec.to_dict(), resolved=resolved_environment(spec, threads)),
                                                       indent=1).encode())

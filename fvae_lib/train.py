@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -95,6 +96,7 @@ class Trainer:
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
         self.terms = term_names(config)
         self.thread_policy: ThreadPolicy | None = None  # set by run() on a CPU
+        self.event: str | None = None  # said in the next history row
         self._step_fn = self._step_factorvae if config.model == "factorvae" else self._step_betavae
         if config.compile != "off":
             # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
@@ -206,6 +208,8 @@ class Trainer:
         n = len(values)
         row = {"step": self.step, **dict(zip(self.terms, means[: len(self.terms)])),
                "kl_dims": means[len(self.terms):], "it_per_s": n / max(seconds, 1e-9), "elapsed_s": self.elapsed_s}
+        if self.event:  # something the history should say about this window (a change of device, say)
+            row["event"], self.event = self.event, None
         if self.thread_policy:  # the count the window's steps used (and each count's steps, if it changed)
             row.update(self.thread_policy.window_threads(), threads_max=self.thread_policy.ceiling)
         with open(self.out / "history.jsonl", "a") as f:
@@ -224,6 +228,7 @@ class Trainer:
             "opt_vae": self.opt_vae.state_dict(),
             "sampler": self.sampler.state_dict(),
             "noise": self.noise.get_state(),
+            "rng_device": self.device.type,  # generator states are per device type: see _restore_generators
         }
         if self.disc is not None:
             state["disc"] = self.disc.state_dict()
@@ -260,10 +265,30 @@ class Trainer:
         if self.disc is not None:
             self.disc.load_state_dict(state["disc"])
             self.opt_d.load_state_dict(state["opt_d"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.noise.set_state(state["noise"])
         self.step = int(state["step"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self._restore_generators(state)
+
+    def _restore_generators(self, state: dict) -> None:
+        """The batch sampler's and the noise's generators, as saved, where the device type is the same.
+
+        A CPU generator's state (Mersenne Twister, 5,056 bytes) cannot be loaded into a CUDA one (Philox, 16 bytes)
+        nor the other way round, and the two draw different numbers anyway. So a run resumed on another device
+        type (a Colab runtime switched from CPU to GPU with ``device="auto"``) continues with both generators
+        seeded afresh from the run's seed and the step: deterministic, but not the batches an uninterrupted run on
+        one device would have drawn. It says so, on stderr and in the next history row (``event``).
+        """
+        saved_on = state.get("rng_device") or ("cpu" if state["noise"].numel() > 16 else "cuda")  # older checkpoints
+        if saved_on == self.device.type:
+            self.sampler.load_state_dict(state["sampler"])
+            self.noise.set_state(state["noise"])
+            return
+        self.sampler.generator.manual_seed(self.config.seed * 1_000_033 + self.step)
+        self.noise.manual_seed(self.config.seed + 1_000_003 + self.step * 7_919)
+        self.event = (f"resumed on {self.device.type} at step {self.step} from a checkpoint saved on {saved_on}: batches and "
+                      "noise are drawn anew from the seed and the step (the rest of the state is as saved); the run goes "
+                      "on, but is not bit-identical to one trained on a single device")
+        print(f"note: {self.event}", file=sys.stderr)
 
 
 def truncate_history(path: Path, step: int) -> None:

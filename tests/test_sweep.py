@@ -210,3 +210,43 @@ def test_the_shipped_reference_sweep_is_complete_and_labelled_with_its_scale():
     for name in spec.publish["models"]:
         vae, config = load_reference_model(name)
         assert config.iterations == 5000 and not any(torch.isnan(p).any() for p in vae.parameters())
+
+
+def test_a_run_that_ends_in_a_blow_up_is_flagged():
+    from fvae_lib.sweep import final_spike
+
+    steady = [{"step": 50 * i, "recon": 120.0 - i * 0.1, "kl": 18.0} for i in range(1, 101)]
+    assert final_spike(steady) == {"final_spike": pytest.approx(1.0, abs=0.02), "unstable": False}
+    spiked = steady[:-3] + [{"step": 50 * i, "recon": 210.0, "kl": 160.0} for i in range(98, 101)]
+    flag = final_spike(spiked)
+    assert flag["unstable"] and flag["final_spike"] > 2.5
+    assert final_spike(steady[:1]) == {}  # too short to tell
+
+
+def test_the_shipped_table_flags_the_one_unstable_reference_run():
+    from fvae_lib.reference import read_history
+    from fvae_lib.sweep import final_spike
+
+    rows = read_results()
+    assert [r["name"] for r in rows if r["unstable"]] == ["factorvae_g35_s1"]
+    for row in rows:  # the column is what the shipped history gives
+        assert final_spike(read_history(row["name"]))["final_spike"] == pytest.approx(row["final_spike"])
+
+
+def test_the_reference_spec_pins_what_auto_would_leave_to_the_machine():
+    spec = SweepSpec.from_file(reference_dir() / "sweep.toml")
+    assert (spec.data_source, spec.device, spec.precision, spec.threads) == ("replica", "cpu", "bf16", 1)
+    assert all(t["config"]["threads"] == 1 and t["config"]["precision"] == "bf16" for t in spec.tasks(threads=1))
+
+
+def test_publish_refuses_an_incomplete_sweep_and_keeps_published_results(tmp_path):
+    from fvae_lib.reference import AlreadyPublished, publish
+
+    spec = SweepSpec.from_dict({"grid": {"betavae": [4]}, "preset": "smoke", "publish": {"folder": str(tmp_path / "pub")}})
+    with pytest.raises(ConfigError, match="not finished: betavae_b4"):
+        publish(tmp_path / "sweep", spec, [{"name": "betavae_b4", "status": "failed"}])
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / "results.csv").write_text("shipped\n")
+    with pytest.raises(AlreadyPublished, match="--overwrite-published"):
+        publish(tmp_path / "sweep", spec, [{"name": "betavae_b4", "status": "finished"}])
+    assert (tmp_path / "pub" / "results.csv").read_text() == "shipped\n"

@@ -291,3 +291,36 @@ def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(t
     t.run()
     steps = [r["step"] for r in read_history(run)]
     assert steps == [10, 20, 30, 40] and not (run / ".lock").exists()
+
+
+def test_a_checkpoint_from_another_device_type_resumes_with_fresh_generators_and_says_so(tmp_path, small_replica, capsys):
+    """A CUDA generator's state (16 bytes) cannot be loaded into a CPU one: such a resume (a Colab runtime switched
+    from GPU to CPU) reseeds the sampler and the noise from seed and step, deterministically, and says so."""
+    import io as _io
+
+    run = tmp_path / "r"
+    Trainer(smoke(iterations=20), run, data=small_replica, progress=False).run()
+    state = load_checkpoint(run)
+    assert state["rng_device"] == "cpu"
+    state.update(rng_device="cuda", noise=torch.zeros(16, dtype=torch.uint8), sampler={"generator": torch.zeros(16, dtype=torch.uint8)})
+    with pytest.raises(RuntimeError):  # what loading it as saved would do
+        torch.Generator().set_state(state["noise"])
+    buf = _io.BytesIO()
+    torch.save(state, buf)
+    for name in ("checkpoint.pt", "checkpoint-prev.pt"):
+        (run / name).write_bytes(buf.getvalue())
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(run, copy)
+    finals = []
+    for folder in (run, copy):
+        t = Trainer(smoke(iterations=40), folder, resume=True, data=small_replica, progress=False)
+        assert t.step == 20
+        t.run()
+        finals.append(t.state_dict()["vae"])
+        rows = read_history(folder)
+        assert [r["step"] for r in rows] == [10, 20, 30, 40]
+        assert "saved on cuda" in rows[2]["event"] and "event" not in rows[3]
+    assert "resumed on cpu at step 20" in capsys.readouterr().err
+    assert _same(*finals)  # deterministic: the same fresh draws every time

@@ -1,0 +1,155 @@
+"""Where a sweep's runs execute, when something dies: a killed worker, a killed driver, a pre-empted job.
+
+Every wait here is on a condition (a lock file naming a live process, a logged step, a finished job), never a
+guessed time, so the tests hold on a loaded machine.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fvae_lib.config import ConfigError
+from fvae_lib.engines import JOBS_FILE, SubmititEngine, run_sweep
+from fvae_lib.runs import read_history
+from fvae_lib.storage import process_alive
+from fvae_lib.sweep import SweepSpec
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+# long enough to be caught mid-run (checkpoints every 20 steps), short enough for a test
+SPEC = {"preset": "smoke", "iterations": 400, "settings": "quick", "trajectory_every": -1}
+
+
+def wait_for(condition, what: str, timeout_s: float = 300):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def training_pid(run: Path) -> int | None:
+    """The pid holding the run folder once it has logged a step (training under way), else None."""
+    try:
+        holder = json.loads((run / ".lock").read_text())
+    except (OSError, ValueError):
+        return None
+    return holder["pid"] if read_history(run) and process_alive(holder["pid"]) else None
+
+
+def assert_clean_history(run: Path, iterations: int):
+    steps = [r["step"] for r in read_history(run)]
+    assert steps == sorted(set(steps)) and steps[-1] == iterations, steps  # strictly increasing, to the end
+
+
+def test_a_killed_worker_fails_alone_and_its_run_finishes_on_rerun(tmp_path):
+    spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [1, 4]}))
+    out = tmp_path / "sweep"
+    rows = {}
+    driver = threading.Thread(target=lambda: rows.update(
+        {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}))
+    driver.start()
+    victim = wait_for(lambda: training_pid(out / "betavae_b4"), "betavae_b4 to train")
+    wait_for(lambda: training_pid(out / "betavae_b1"), "betavae_b1 to train")
+    os.kill(victim, signal.SIGKILL)  # as an OOM kill would
+    driver.join()
+    assert rows["betavae_b1"]["status"] == "finished"
+    assert rows["betavae_b4"]["status"] == "failed" and "killed by signal 9" in rows["betavae_b4"]["error"]
+    rows = {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}
+    assert all(r["status"] == "finished" for r in rows.values()), rows
+    for name in rows:
+        assert_clean_history(out / name, 400)
+
+
+DRIVER = """
+import sys
+from fvae_lib.engines import run_sweep
+from fvae_lib.sweep import SweepSpec
+spec = SweepSpec.from_dict(dict(preset="smoke", iterations=400, settings="quick", trajectory_every=-1, grid={"betavae": [4]}))
+run_sweep(spec, sys.argv[1], engine=sys.argv[2], cluster=sys.argv[3] if len(sys.argv) > 3 else None, workers=1, threads=1,
+          progress=False, poll_s=0.2)
+"""
+
+
+@pytest.mark.parametrize("engine", ["local", "submitit"])
+def test_a_rerun_after_a_killed_driver_follows_the_run_still_going_instead_of_starting_it_twice(tmp_path, engine):
+    if engine == "submitit":
+        pytest.importorskip("submitit")
+    out = tmp_path / "sweep"
+    run = out / "betavae_b4"
+    args = [str(out), engine] + (["local"] if engine == "submitit" else [])
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, *args], cwd=REPO)
+    orphan = wait_for(lambda: training_pid(run), "the run to train")
+    driver.send_signal(signal.SIGKILL)  # the driver dies; its worker (or job) goes on
+    driver.wait()
+    assert process_alive(orphan)
+    spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [4]}))
+    rows = run_sweep(spec, out, engine=engine, cluster="local" if engine == "submitit" else None, workers=1, threads=1,
+                     progress=False, poll_s=0.2)
+    assert [r["status"] for r in rows] == ["finished"], rows
+    log = (run / "sweep.log").read_text()
+    assert log.count("sweep task betavae_b4") == 1, log  # one process trained it, start to end
+    assert_clean_history(run, 400)
+    if engine == "submitit":
+        jobs = json.loads((out / ".submitit" / JOBS_FILE).read_text())
+        assert list(jobs) == ["betavae_b4"] and len([p for p in (out / ".submitit").iterdir() if p.name.isdigit()]) == 1
+
+
+def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+    pytest.importorskip("submitit")
+    spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [4]}))
+    out = tmp_path / "sweep"
+    engine = SubmititEngine(out, threads=1, cluster="local", max_in_flight=1)
+    [task] = spec.tasks(out, threads=1)
+    [job] = engine.submit_many([task])
+    run = Path(task["folder"])
+    first = wait_for(lambda: (run / "checkpoint.pt").exists() and training_pid(run), "a checkpoint")
+    os.kill(first, signal.SIGUSR2)  # what SLURM sends before a timeout or a pre-emption, through submitit
+    result = wait_for(lambda: engine.outcome(job), "the job to end")
+    assert result["status"] == "finished", result
+    log = (run / "sweep.log").read_text()
+    assert log.count("sweep task betavae_b4") == 2 and "stopped (SystemExit)" in log, log  # requeued once, resumed
+    assert_clean_history(run, 400)
+
+
+def test_submitit_runs_a_sweep_as_one_batch_and_records_the_job_ids(tmp_path):
+    pytest.importorskip("submitit")
+    spec = SweepSpec.from_dict(dict(SPEC, iterations=40, grid={"betavae": [1, 4]}, threads=1))
+    rows = run_sweep(spec, tmp_path, engine="submitit", cluster="local", workers=2, progress=False, poll_s=0.2)
+    assert [r["status"] for r in rows] == ["finished", "finished"], rows
+    jobs = json.loads((tmp_path / ".submitit" / JOBS_FILE).read_text())
+    assert sorted(jobs) == ["betavae_b1", "betavae_b4"] and all(j["cluster"] == "local" for j in jobs.values())
+    assert json.loads((tmp_path / "betavae_b1" / "config.json").read_text())["threads"] == 1
+    recorded = json.loads((tmp_path / "sweep.json").read_text())["resolved"]
+    assert recorded["device"] == "cpu" and recorded["precision"] in ("fp32", "bf16") and recorded["torch"]
+
+
+@pytest.mark.parametrize("slurm, message", [
+    ({"gpus_per_node": "x"}, "gpus_per_node takes a int"),
+    ({"mem_gb": "lots"}, "mem_gb takes a float"),
+    ({"partiton": "gpu"}, "not a parameter submitit knows"),
+])
+def test_a_bad_slurm_value_is_a_clear_error(tmp_path, slurm, message):
+    pytest.importorskip("submitit")
+    with pytest.raises(ConfigError, match=message):
+        SubmititEngine(tmp_path, threads=1, cluster="local", slurm=slurm)
+    from fvae_lib.__main__ import main
+
+    (key, value), = slurm.items()
+    assert main(["sweep", "--betavae", "1", "--preset", "smoke", "--out", str(tmp_path), "--engine", "submitit",
+                 "--cluster", "local", "--slurm", f"{key}={value}"]) == 2
+
+
+def test_slurm_numbers_from_the_command_line_are_typed(tmp_path):
+    pytest.importorskip("submitit")
+    from fvae_lib.engines import _parameter_value
+
+    assert _parameter_value("gpus_per_node", "1") == 1 and _parameter_value("mem_gb", "7.5") == 7.5
+    assert _parameter_value("partition", "gpu") == "gpu"
