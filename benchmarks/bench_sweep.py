@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from fvae_lib.engines import usable_cores
+    from fvae_lib.threads import available_cores as usable_cores
 
     import torch
 

@@ -7,31 +7,28 @@
 Why submitit is the engine for more than one machine: it is how most research groups already reach their
 clusters (SLURM), it is a small pure-Python package (the ``sweep`` extra) where Ray brings a runtime of
 hundreds of MB, and its local executor runs the same jobs as real subprocesses, so the test of the engine
-is not a mock. A job runs :func:`fvae_lib.sweep.run_task`, which resumes from the run folder: a job that
-is pre-empted or times out is picked up by running the sweep again.
+is not a mock. A run executes :func:`fvae_lib.sweep.run_task`, which resumes from the run folder. The engines
+themselves: :mod:`fvae_lib.engine_local` (a process per run) and :mod:`fvae_lib.engine_submitit` (job arrays,
+requeue on pre-emption, reattaching after a driver's death).
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import socket
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from .config import ConfigError, resolve_device
-from .storage import FolderLock, atomic_write_bytes, process_alive
+from .engine_local import LocalEngine
+from .engine_submitit import SubmititEngine, _cluster, _parameter_value
+from .storage import atomic_write_bytes
+from .sweep import SweepSpec, task_state
+from .sweep_table import result_row, write_table, write_trajectories
 from .threads import available_cores
-from .sweep import SweepSpec, result_row, run_task, task_state, write_table, write_trajectories
 
 ENGINES = ("local", "submitit")
-# submitit's parameters shared by every cluster; any other --slurm KEY is passed to SLURM as slurm_KEY
-GENERIC_PARAMETERS = {"timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node", "name"}
-JOBS_FILE = "jobs.json"  # in <sweep>/.submitit: the job id of each run's latest submission, for a rerun to reattach
-ACTIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-                       "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 
 
 def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: int = 0, cores: int | None = None) -> tuple[int, int]:
@@ -52,244 +49,6 @@ def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: in
     workers = max(1, min(workers, max(1, tasks)))
     threads = threads or max(1, cores // workers)
     return workers, threads
-
-
-def _outcome(handle, failure) -> dict | None:
-    """What a finished run returned (a local process or a submitit job), None while it runs; a run whose process or
-    job died outside :func:`run_task` (killed, out of memory, timed out, node lost) is a failed run, ``failure(err)``
-    saying why."""
-    if not handle.done():
-        return None
-    try:
-        return handle.result()
-    except Exception as err:  # noqa: BLE001 -- reported in the table; the other runs go on
-        return dict(status="failed", error=failure(err))
-
-
-class WorkerDied(RuntimeError):
-    """A run's process ended without a result: killed (an OOM kill, say) or crashed."""
-
-
-def _child(task: dict, conn) -> None:
-    conn.send(run_task(task))
-    conn.close()
-
-
-class LocalRun:
-    """One run in a process of its own ("spawn": a fresh interpreter with its own thread count). A run whose
-    process is killed takes nothing down with it: the others are other processes, and the driver sees this one
-    as failed."""
-
-    def __init__(self, ctx, task: dict):
-        self._recv, send = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_child, args=(task, send), name=f"fvae-{task['name']}")
-        self.process.start()
-        send.close()  # the child holds the only sending end: its death reads as end of file
-        self._result: dict | None = None
-
-    def _poll(self) -> None:
-        if self._result is None and self._recv.poll():
-            try:
-                self._result = self._recv.recv()
-            except (EOFError, OSError):
-                pass
-
-    def done(self) -> bool:
-        self._poll()
-        return self._result is not None or not self.process.is_alive()
-
-    def result(self) -> dict:
-        self.process.join()
-        self._poll()
-        if self._result is None:
-            code = self.process.exitcode
-            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise WorkerDied(how)
-        return self._result
-
-
-class AttachedRun:
-    """A run some other process is already doing (left by an earlier driver, or another user's sweep): done when
-    that process lets go of the run folder's lock; its outcome read from the folder."""
-
-    def __init__(self, task: dict, holder: dict, alive):
-        self.task, self.holder, self._alive = task, holder, alive
-
-    def done(self) -> bool:
-        return not self._alive()
-
-    def result(self) -> dict:
-        if task_state(self.task) == "done":
-            return dict(name=self.task["name"], status="finished", error="")
-        raise WorkerDied(f"process {self.holder.get('pid')} that held it ended before the run was done")
-
-
-class LocalEngine:
-    """Each run in a process of its own on this machine, up to ``workers`` at once."""
-
-    name = "local"
-
-    def __init__(self, workers: int):
-        self.ctx = multiprocessing.get_context("spawn")
-        self.max_in_flight = workers
-        self._runs: list[LocalRun] = []
-
-    def submit_many(self, tasks: list[dict]) -> list:
-        runs = [LocalRun(self.ctx, task) for task in tasks]
-        self._runs += runs
-        return runs
-
-    def attach(self, task: dict):
-        """A handle on the process already holding this run's folder (on this host), else None."""
-        lock = FolderLock(task["folder"])
-        holder = lock.holder()
-        if not holder or holder.get("host") != socket.gethostname() or not process_alive(int(holder.get("pid", -1))):
-            return None
-        pid = int(holder["pid"])
-        return AttachedRun(task, holder, lambda: process_alive(pid) and (lock.holder() or {}).get("pid") == pid)
-
-    @staticmethod
-    def outcome(handle) -> dict | None:
-        return _outcome(handle, lambda err: f"worker process died ({err}); run the sweep again to resume it")
-
-    def close(self) -> None:
-        for run in self._runs:  # on Ctrl-C the children stop too (same terminal); reap them
-            run.process.join()
-
-
-try:  # submitit's own base class, where it is installed: requeued on a timeout or a pre-emption
-    from submitit.helpers import Checkpointable as _Checkpointable
-except ImportError:  # pragma: no cover -- the sweep extra is missing: the engine refuses to start
-    _Checkpointable = object
-
-
-class SweepJob(_Checkpointable):
-    """A sweep run as a submitit job. On a timeout or a pre-emption (SLURM's signal, submitit's USR2) submitit
-    calls :meth:`checkpoint` and requeues the same call; the requeued job resumes from the run folder's last
-    checkpoint (:func:`fvae_lib.sweep.run_task`), so nothing is trained twice beyond the last save."""
-
-    def __call__(self, task: dict) -> dict:
-        return run_task(task)
-
-    def checkpoint(self, task: dict):
-        from submitit.helpers import DelayedSubmission
-
-        return DelayedSubmission(SweepJob(), task)
-
-
-def _cluster(cluster: str | None) -> str | None:
-    try:
-        import submitit
-    except ImportError:
-        return cluster
-    return cluster or submitit.AutoExecutor.which()
-
-
-def _parameter_value(key: str, value):
-    """A --slurm value as submitit wants it: ints and floats for the typed parameters, with a clear error."""
-    import submitit
-
-    typed = submitit.AutoExecutor._typed_parameters()
-    if key in typed and isinstance(value, str):
-        kind = typed[key]
-        try:
-            value = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
-        except ValueError:
-            raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {kind.__name__}, e.g. {key}=1") from None
-    if key in typed and not isinstance(value, (typed[key], int) if typed[key] is float else typed[key]):
-        raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {typed[key].__name__}")
-    if key not in GENERIC_PARAMETERS:
-        from submitit.slurm.slurm import SlurmExecutor
-
-        if key not in SlurmExecutor._valid_parameters():
-            known = sorted(GENERIC_PARAMETERS | SlurmExecutor._valid_parameters())
-            raise ConfigError(f"--slurm {key}: not a parameter submitit knows; known: {', '.join(known)}")
-    return value
-
-
-class SubmititEngine:
-    """Jobs through submitit: SLURM (``cluster="slurm"``, or auto-detected) or its local executor.
-
-    On SLURM every run of a sweep goes in one job array (``executor.batch()``), at most ``workers`` running at
-    once (``slurm_array_parallelism``; 0: as many as SLURM allows). Each job asks for ``cpus_per_task`` CPUs
-    (the spec's ``threads``, else one per run) and ``mem_gb`` (the spec's), never the login node's cores. The job
-    ids go into ``<sweep>/.submitit/jobs.json``: a rerun of the sweep reattaches to the jobs still queued or
-    running instead of submitting them again.
-    """
-
-    name = "submitit"
-
-    def __init__(self, out: Path, threads: int, cluster: str | None = None, slurm: dict | None = None,
-                 max_in_flight: int = 0, timeout_min: int = 24 * 60, mem_gb: float | None = None):
-        try:
-            import submitit
-        except ImportError:
-            raise ConfigError("the submitit engine needs the sweep extra: pip install 'fvae_lib[sweep]' "
-                              "(or use --engine local)") from None
-        slurm = {k: _parameter_value(k, v) for k, v in (slurm or {}).items()}  # a bad value: a clear error first
-        try:
-            self.executor = submitit.AutoExecutor(folder=out / ".submitit" / "%j", cluster=cluster)
-        except ValueError as err:
-            raise ConfigError(f"--cluster {cluster}: {err}") from None
-        self.cluster = self.executor.cluster
-        if slurm and self.cluster != "slurm":
-            raise ConfigError(f"--slurm options need a SLURM cluster; submitit found {self.cluster!r}")
-        params = dict(timeout_min=timeout_min, cpus_per_task=threads, name="fvae-sweep")
-        if mem_gb:
-            params["mem_gb"] = mem_gb
-        if self.cluster == "slurm" and max_in_flight:
-            params["slurm_array_parallelism"] = max_in_flight
-        # submitit's shared parameters go as they are; the rest are SLURM's own (partition, account, ...)
-        params.update({k if k in GENERIC_PARAMETERS else f"slurm_{k}": v for k, v in slurm.items()})
-        try:
-            self.executor.update_parameters(**params)
-        except (ValueError, NameError, AssertionError, TypeError) as err:
-            raise ConfigError(f"--slurm: {str(err).splitlines()[0]}") from None
-        self.threads = params["cpus_per_task"]
-        # the local executor starts every job at once: keep it to the workers; SLURM queues the array itself
-        self.max_in_flight = 10**9 if self.cluster == "slurm" else max(1, max_in_flight)
-        self.jobs_file = out / ".submitit" / JOBS_FILE
-
-    def _recorded(self) -> dict:
-        try:
-            return json.loads(self.jobs_file.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def submit_many(self, tasks: list[dict]) -> list:
-        with self.executor.batch():  # one job array on SLURM
-            jobs = [self.executor.submit(SweepJob(), task) for task in tasks]
-        recorded = self._recorded()
-        recorded.update({t["name"]: dict(job_id=str(j.job_id), cluster=self.cluster) for t, j in zip(tasks, jobs)})
-        self.jobs_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.jobs_file, json.dumps(recorded, indent=1).encode())
-        return jobs
-
-    def attach(self, task: dict):
-        """The job of an earlier submission of this run, if it is still queued or running; else None."""
-        entry = self._recorded().get(task["name"])
-        if not entry or entry.get("cluster") != self.cluster:
-            return None
-        job = self.executor._executor.job_class(folder=self.executor.folder, job_id=entry["job_id"])
-        if self.cluster == "slurm":
-            try:
-                state = job.state.split()[0].upper()
-            except Exception:  # noqa: BLE001 -- sacct unreachable: submit again rather than wait blind
-                return None
-            return job if state in ACTIVE_SLURM_STATES else None
-        # submitit's local executor: the job id is its controller's pid
-        pid = int(entry["job_id"]) if entry["job_id"].isdigit() else -1
-        if not process_alive(pid):
-            return None
-        return AttachedRun(task, dict(pid=pid), lambda: process_alive(pid) and not job.paths.result_pickle.exists())
-
-    @staticmethod
-    def outcome(job) -> dict | None:
-        return _outcome(job, lambda err: f"job {getattr(job, 'job_id', '?')} failed: {str(err).splitlines()[0][:200]}; "
-                        "run the sweep again to resume")
-
-    def close(self) -> None:
-        pass
 
 
 def _progress_line(task: dict) -> tuple[int, str] | None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from fvae_lib.config import ConfigError
-from fvae_lib.engines import JOBS_FILE, SubmititEngine, run_sweep
+from fvae_lib.engine_submitit import JOBS_FILE, SubmititEngine
+from fvae_lib.engines import run_sweep
 from fvae_lib.runs import read_history
 from fvae_lib.storage import process_alive
 from fvae_lib.sweep import SweepSpec
@@ -149,7 +150,7 @@ def test_a_bad_slurm_value_is_a_clear_error(tmp_path, slurm, message):
 
 def test_slurm_numbers_from_the_command_line_are_typed(tmp_path):
     pytest.importorskip("submitit")
-    from fvae_lib.engines import _parameter_value
+    from fvae_lib.engine_submitit import _parameter_value
 
     assert _parameter_value("gpus_per_node", "1") == 1 and _parameter_value("mem_gb", "7.5") == 7.5
     assert _parameter_value("partition", "gpu") == "gpu"

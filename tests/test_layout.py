@@ -15,7 +15,8 @@ LAYERS = [
     {"train", "plots", "sweep_plots", "diagrams"},  # the training loop; figures
     {"evaluate", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
     {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
-    {"engines"},  # where a sweep's runs execute
+    {"sweep_table", "engine_local", "engine_submitit"},  # a sweep's table; the two engines
+    {"engines"},  # where a sweep's runs execute: the driver
     {"notebook", "__main__", "__init__"},  # what users call
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

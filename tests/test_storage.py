@@ -99,3 +99,21 @@ def test_of_two_processes_only_one_holds_the_lock(tmp_path):
     first.communicate("\n")
     third = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO)
     assert third.stdout.strip() == "held"
+
+
+def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):
+    """Without an fsync of the folder, a power cut after os.replace can lose the rename itself."""
+    import stat
+
+    import fvae_lib.storage as storage
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    atomic_write_bytes(tmp_path / "results.csv", b"x")
+    assert synced == [False, True]  # the file's data, then the folder holding the new name

@@ -9,7 +9,8 @@ from fvae_lib.config import ConfigError
 from fvae_lib.engines import plan_workers, run_sweep
 from fvae_lib.reference import load_reference_model, read_results, read_trajectories, reference_dir
 from fvae_lib.runs import load_model
-from fvae_lib.sweep import SweepSpec, final_terms, run_name, task_state
+from fvae_lib.sweep import SweepSpec, run_name, task_state
+from fvae_lib.sweep_table import final_terms
 
 
 def test_run_names_are_the_notebooks_names():
@@ -213,7 +214,7 @@ def test_the_shipped_reference_sweep_is_complete_and_labelled_with_its_scale():
 
 
 def test_a_run_that_ends_in_a_blow_up_is_flagged():
-    from fvae_lib.sweep import final_spike
+    from fvae_lib.sweep_table import final_spike
 
     steady = [{"step": 50 * i, "recon": 120.0 - i * 0.1, "kl": 18.0} for i in range(1, 101)]
     assert final_spike(steady) == {"final_spike": pytest.approx(1.0, abs=0.02), "unstable": False}
@@ -225,7 +226,7 @@ def test_a_run_that_ends_in_a_blow_up_is_flagged():
 
 def test_the_shipped_table_flags_the_one_unstable_reference_run():
     from fvae_lib.reference import read_history
-    from fvae_lib.sweep import final_spike
+    from fvae_lib.sweep_table import final_spike
 
     rows = read_results()
     assert [r["name"] for r in rows if r["unstable"]] == ["factorvae_g35_s1"]
