@@ -89,9 +89,8 @@ class TrainConfig:
 
         The paper's scale (3e5 iterations: hours) is always an explicit choice, ``preset="paper"``.
         """
-        resolved = resolve_device(device)
-        if preset is None:
-            preset = default_preset(resolved)
+        if preset is None:  # the device decides the preset: only then is it resolved here (a GPU sweep is
+            preset = default_preset(resolve_device(device))  # specified on a login node that has none)
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if model not in MODELS:
@@ -110,6 +109,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"config has unknown fields {sorted(unknown)}")
         d = dict(d)
+        if isinstance(d.get("compile"), bool):  # run folders written before compile took a mode name
+            d["compile"] = "default" if d["compile"] else "off"
         for key in ("betas_vae", "betas_d"):
             if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])

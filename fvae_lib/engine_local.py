@@ -7,9 +7,8 @@ by a driver that was killed) is followed through its folder's lock instead of be
 from __future__ import annotations
 
 import multiprocessing
-import socket
 
-from .storage import FolderLock, process_alive
+from .storage import FolderLock
 from .sweep import run_task, task_state
 
 
@@ -99,13 +98,11 @@ class LocalEngine:
         return runs
 
     def attach(self, task: dict):
-        """A handle on the process already holding this run's folder (on this host), else None."""
+        """A handle on the process of this machine already holding this run's folder, else None."""
         lock = FolderLock(task["folder"])
-        holder = lock.holder()
-        if not holder or holder.get("host") != socket.gethostname() or not process_alive(int(holder.get("pid", -1))):
+        if not lock.held_elsewhere():
             return None
-        pid = int(holder["pid"])
-        return AttachedRun(task, holder, lambda: process_alive(pid) and (lock.holder() or {}).get("pid") == pid)
+        return AttachedRun(task, lock.holder() or {}, lock.held_elsewhere)
 
     @staticmethod
     def outcome(handle) -> dict | None:

@@ -10,14 +10,12 @@ from pathlib import Path
 
 from .config import ConfigError
 from .engine_local import AttachedRun, _outcome
-from .storage import atomic_write_bytes, process_alive
+from .storage import FolderLock, atomic_write_bytes
 from .sweep import run_task
 
 # submitit's parameters shared by every cluster; any other --slurm KEY is passed to SLURM as slurm_KEY
 GENERIC_PARAMETERS = {"timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node", "name"}
 JOBS_FILE = "jobs.json"  # in <sweep>/.submitit: the job id of each run's latest submission, for a rerun to reattach
-ACTIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-                       "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 
 
 try:  # submitit's own base class, where it is installed: requeued on a timeout or a pre-emption
@@ -48,26 +46,43 @@ def _cluster(cluster: str | None) -> str | None:
     return cluster or submitit.AutoExecutor.which()
 
 
-def _parameter_value(key: str, value):
-    """A --slurm value as submitit wants it: ints and floats for the typed parameters, with a clear error."""
+def _parameter_type(key: str):
+    """The type submitit takes for a --slurm key: its shared parameters' own, else the annotation of SLURM's."""
+    import typing
+
     import submitit
+    from submitit.slurm.slurm import _make_sbatch_string
 
     typed = submitit.AutoExecutor._typed_parameters()
-    if key in typed and isinstance(value, str):
-        kind = typed[key]
-        try:
-            value = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
-        except ValueError:
-            raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {kind.__name__}, e.g. {key}=1") from None
-    if key in typed and not isinstance(value, (typed[key], int) if typed[key] is float else typed[key]):
-        raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {typed[key].__name__}")
+    if key in typed:
+        return typed[key]
+    kinds = [k for k in typing.get_args(typing.get_type_hints(_make_sbatch_string).get(key)) or
+             (typing.get_type_hints(_make_sbatch_string).get(key),) if k is not type(None)]
+    return kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, bool) else None
+
+
+def _parameter_value(key: str, value):
+    """A --slurm value as submitit wants it (ints, floats and booleans typed), with a clear error."""
     if key not in GENERIC_PARAMETERS:
         from submitit.slurm.slurm import SlurmExecutor
 
         if key not in SlurmExecutor._valid_parameters():
             known = sorted(GENERIC_PARAMETERS | SlurmExecutor._valid_parameters())
             raise ConfigError(f"--slurm {key}: not a parameter submitit knows; known: {', '.join(known)}")
-    return value
+    kind = _parameter_type(key)
+    if kind is None or not isinstance(value, str):
+        ok = kind is None or (isinstance(value, kind) if kind is not float else isinstance(value, (int, float)))
+        if not ok or (isinstance(value, bool) and kind in (int, float)):
+            raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {kind.__name__}")
+        return value
+    if kind is bool:
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"--slurm {key}={value!r}: {key} takes true or false")
+        return value.lower() in ("1", "true", "yes")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"--slurm {key}={value!r}: {key} takes a {kind.__name__}, e.g. {key}=1") from None
 
 
 class SubmititEngine:
@@ -133,18 +148,15 @@ class SubmititEngine:
         entry = self._recorded().get(task["name"])
         if not entry or entry.get("cluster") != self.cluster:
             return None
+        if self.cluster != "slurm":  # submitit's local executor: the job's process holds the run folder's lock
+            lock = FolderLock(task["folder"])
+            return AttachedRun(task, lock.holder() or {}, lock.held_elsewhere) if lock.held_elsewhere() else None
         job = self.executor._executor.job_class(folder=self.executor.folder, job_id=entry["job_id"])
-        if self.cluster == "slurm":
-            try:
-                state = job.state.split()[0].upper()
-            except Exception:  # noqa: BLE001 -- sacct unreachable: submit again rather than wait blind
-                return None
-            return job if state in ACTIVE_SLURM_STATES else None
-        # submitit's local executor: the job id is its controller's pid
-        pid = int(entry["job_id"]) if entry["job_id"].isdigit() else -1
-        if not process_alive(pid):
+        try:  # sacct's answer; a job sacct does not know yet (UNKNOWN) counts as not done
+            done = job.watcher.is_done(job.job_id, mode="force")
+        except Exception:  # noqa: BLE001 -- sacct unreachable: submit again rather than wait blind
             return None
-        return AttachedRun(task, dict(pid=pid), lambda: process_alive(pid) and not job.paths.result_pickle.exists())
+        return None if done else job
 
     @staticmethod
     def outcome(job) -> dict | None:

@@ -162,8 +162,11 @@ def resolved_environment(spec: SweepSpec, threads: int) -> dict:
     from .data.dsprites import resolve_source
 
     config = TrainConfig.from_dict(spec.tasks(threads=threads)[0]["config"])
-    device = resolve_device(config.device)
-    precision, channels_last = resolve_fast_path(config, device)
+    try:
+        device = resolve_device(config.device)
+        precision, channels_last = resolve_fast_path(config, device)
+    except ConfigError:  # a GPU sweep specified on a login node without one: resolved on the jobs' nodes
+        device, precision, channels_last = f"{config.device} (on the jobs' nodes)", config.precision, config.channels_last
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None

@@ -45,9 +45,12 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
 
     The squared distance is taken in units of σ, ((z − μ) · exp(−½ logvar))², not (z − μ)² · exp(−logvar):
     exp(−logvar) overflows float32 below logvar ≈ −88.7 (a posterior collapsed to a point), and 0 · inf is
-    NaN; exp(−½ logvar) holds to −177, and past it the density is 0 (−inf) where z ≠ μ, never NaN.
+    NaN; exp(−½ logvar) holds to −177. Past that, z = μ is still at distance 0 (not 0 · inf) and any other z at
+    density 0 (−inf): never NaN.
     """
-    return -0.5 * (LOG_2PI + logvar + ((z - mu) * torch.exp(-0.5 * logvar)).pow(2))
+    diff = z - mu
+    scaled = diff * torch.exp(-0.5 * logvar)
+    return -0.5 * (LOG_2PI + logvar + torch.where(diff == 0, torch.zeros_like(scaled), scaled).pow(2))
 
 
 def log_normal_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -111,7 +114,8 @@ def mixture_entropies(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n
             parts = []
             for t in range(0, n, tile):
                 x = zj - mu_t[j, t : t + tile]  # (rows, tile)
-                x.mul_(inv_sd_t[j, t : t + tile]).square_().mul_(-0.5).add_(norm_t[j, t : t + tile])
+                x.mul_(inv_sd_t[j, t : t + tile]).nan_to_num_(nan=0.0, posinf=float("inf"), neginf=-float("inf"))  # 0·inf: at μ
+                x.square_().mul_(-0.5).add_(norm_t[j, t : t + tile])
                 parts.append(torch.logsumexp(x, dim=1))
             log_q = torch.logsumexp(torch.stack(parts, 1), dim=1) - np.log(n)
             total[j] -= log_q.double().sum()

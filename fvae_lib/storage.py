@@ -6,9 +6,9 @@ then the folder synced so the rename itself survives a power cut. Checkpoints, d
 figures and notebooks all go through here. A temporary left by a writer that was killed is removed by the
 next writer of the same file, never one of a writer still alive.
 
-Locking: :class:`FolderLock` holds ``<folder>/.lock`` (pid, host, job id, start time) for as long as a
-process writes there. A lock whose process is gone is taken over; a live one is refused with a message
-that names it.
+Locking: :class:`FolderLock` holds ``<folder>/.lock`` for as long as a process writes there: an exclusive
+``flock`` that ends with its process however it ends, and a record (pid, host, job id, start time) that names
+the holder to a second process, which is refused with a message saying who.
 """
 from __future__ import annotations
 
@@ -126,17 +126,34 @@ def job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-_HELD: dict[Path, int] = {}  # the folder locks this process holds, and how many times (re-entrant)
+_HELD: dict[Path, list] = {}  # the folder locks this process holds: path -> [open file, times taken] (re-entrant)
+
+
+def _slurm_job_active(job: str) -> bool | None:
+    """Whether a SLURM job is still queued or running, from ``squeue``; None where that cannot be asked."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", job.split("_")[0], "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return False if "Invalid job id" in done.stderr else None
+    return any(line.split()[0] == job for line in done.stdout.splitlines() if line.split()) or (
+        "_" not in job and bool(done.stdout.strip()))
 
 
 class FolderLock:
     """``<folder>/.lock``, held by one process at a time: use as ``with FolderLock(run): ...``.
 
-    The lock file is created with ``O_EXCL``, so of two processes racing for it exactly one wins. It records
-    pid, host, job id and start time. A lock left by a process of this host that is no longer running (a
-    ``kill -9``, an OOM kill, a crash) is taken over; a lock of a live process, or of another host (which this
-    one cannot check), is refused with :class:`FolderBusy`, saying who holds it and how to clear it.
-    Re-entrant within a process: the trainer inside a sweep task takes the lock its task already holds.
+    The hold is an exclusive ``flock`` on the lock file, which the kernel drops the moment its process ends,
+    however it ends (``kill -9``, an OOM kill, a crash): no stale lock to clean up on this machine, and a reused
+    pid can never look like a holder. The file also says who holds it (pid, host, job id, start time), for the
+    message a second process gets (:class:`FolderBusy`) and for holders on other machines of a shared file
+    system, where ``flock`` may not reach: a record naming another host is obeyed unless it is this process's
+    own job (a requeued SLURM job on a new node) or SLURM says that job is no longer queued or running.
+    Released, the file stays, emptied. Re-entrant within a process: the trainer inside a sweep task takes the
+    lock its task already holds. Where ``fcntl`` is missing (Windows) only the record is written.
     """
 
     NAME = ".lock"
@@ -148,79 +165,88 @@ class FolderLock:
         self._key = self.path.resolve()
 
     def holder(self) -> dict | None:
+        """Who holds it, as the file records (None when it is free or the record is empty)."""
         try:
-            return json.loads(self.path.read_text())
+            text = self.path.read_text()
+            return json.loads(text) if text.strip() else None
         except (OSError, ValueError):
             return None
 
-    def _stale(self, holder: dict | None) -> bool:
-        if holder is None:  # unreadable: a writer killed between creating and filling it, or just now filling it
-            try:
-                return time.time() - self.path.stat().st_mtime > 30
-            except OSError:
-                return True
-        return holder.get("host") == socket.gethostname() and not process_alive(int(holder.get("pid", -1)))
+    def held_elsewhere(self) -> bool:
+        """Whether another process of this machine holds it now (its flock), without taking it."""
+        if self.held:
+            return False
+        try:
+            f = open(self.path, "a+")
+        except OSError:
+            return False
+        try:
+            return not _try_flock(f)
+        finally:
+            f.close()  # closing drops a flock just taken
+
+    def _obeyed_record(self, holder: dict | None) -> bool:
+        """A record of a holder on another host, which this host's flock cannot see, that still stands."""
+        if not holder or holder.get("host") == socket.gethostname():
+            return False
+        if holder.get("job_id") and holder.get("job_id") == job_id():
+            return False  # this very job, requeued onto another node
+        if holder.get("job_id"):
+            return _slurm_job_active(str(holder["job_id"])) is not False
+        return True
 
     def acquire(self) -> "FolderLock":
         if self._key in _HELD:
-            _HELD[self._key] += 1
+            _HELD[self._key][1] += 1
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
-        me = dict(pid=os.getpid(), host=socket.gethostname(), job_id=job_id(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self.holder()
-                if not self._stale(holder):
-                    raise FolderBusy(self._busy_message(holder)) from None
-                self._take_over(holder)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-                f.flush()
-                os.fsync(f.fileno())
-            _HELD[self._key] = 1
-            return self
-        raise FolderBusy(f"could not take the lock {self.path}: other processes keep taking it")
+        f = open(self.path, "a+")
+        try:
+            # a few tries over a second: another process may only be looking (held_elsewhere takes it for an instant)
+            for attempt in range(20):
+                if _try_flock(f):
+                    break
+                if attempt == 19:
+                    raise FolderBusy(self._busy_message(self.holder()))
+                time.sleep(0.05)
+            holder = self.holder()
+            if self._obeyed_record(holder):
+                raise FolderBusy(self._busy_message(holder))
+            me = dict(pid=os.getpid(), host=socket.gethostname(), job_id=job_id(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(me))
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            f.close()  # drops the flock, if taken
+            raise
+        _HELD[self._key] = [f, 1]
+        return self
 
     def _busy_message(self, holder: dict | None) -> str:
-        who = "a process that is just starting"
+        who = "another process"
         if holder:
             who = f"process {holder.get('pid')} on {holder.get('host')}" + (f" (job {holder['job_id']})" if holder.get("job_id") else "") \
                 + f", since {holder.get('started')}"
         return (f"{self.folder} is in use by {who}: another {self.what} is writing there. Wait for it to end, or stop it; "
-                f"if that process is gone (it ran on another machine, say), delete {self.path}.")
-
-    def _take_over(self, holder: dict | None) -> None:
-        """Move a stale lock aside, atomically; if what was moved is not the stale lock seen (another process took
-        over first and holds a fresh one), put it back."""
-        aside = self.path.with_name(f"{self.NAME}.stale-{_HOST}-{os.getpid()}")
-        try:
-            os.replace(self.path, aside)
-        except OSError:
-            return
-        try:
-            moved = json.loads(aside.read_text())
-        except (OSError, ValueError):
-            moved = None
-        if moved != holder:
-            try:
-                os.link(aside, self.path)  # fails if a newer lock is there already: then that one stands
-            except OSError:
-                pass
-        aside.unlink(missing_ok=True)
+                f"if that process is gone (it ran on another machine, say), empty or delete {self.path}.")
 
     def release(self) -> None:
-        count = _HELD.get(self._key, 0)
-        if count > 1:
-            _HELD[self._key] = count - 1
+        entry = _HELD.get(self._key)
+        if entry is None:
             return
-        if count == 1:
-            del _HELD[self._key]
-            holder = self.holder()
-            if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-                self.path.unlink(missing_ok=True)
+        entry[1] -= 1
+        if entry[1]:
+            return
+        del _HELD[self._key]
+        f = entry[0]
+        try:
+            f.seek(0)
+            f.truncate()  # free: no record, so no other host obeys it
+            f.flush()
+        finally:
+            f.close()  # and the flock goes with the file
 
     @property
     def held(self) -> bool:
@@ -231,3 +257,16 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _try_flock(f) -> bool:
+    """Take an exclusive flock on an open file without waiting; False if another open file holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover -- Windows: no flock; the record alone
+        return True
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -113,16 +113,16 @@ def cgroup_cpu_seconds(root: str | os.PathLike = "/") -> float | None:
 
 
 def available_cores(root: str | os.PathLike = "/") -> int:
-    """The cores this process may use: its affinity set, capped by the container's CPU quota (rounded up)."""
+    """The cores this process may use: its affinity set, capped by the container's CPU quota (rounded down, at least 1)."""
     return _cores_and_limit(root)[0]
 
 
 def _cores_and_limit(root) -> tuple[int, str]:
     allowed = _allowed_cpus()
     cores = len(allowed) if allowed else (os.cpu_count() or 1)
-    quota = cpu_quota(root)
-    if quota is not None and math.ceil(quota - 1e-9) < cores:
-        return max(1, math.ceil(quota - 1e-9)), "cpu quota"
+    quota = cpu_quota(root)  # rounded down: 2 threads on a 1.5-CPU quota are throttled in every window
+    if quota is not None and max(1, math.floor(quota + 1e-9)) < cores:
+        return max(1, math.floor(quota + 1e-9)), "cpu quota"
     return cores, "cores"
 
 

@@ -54,6 +54,25 @@ class Trainer:
         config.validate()
         self.out = Path(out_dir)
         cfg_path = self.out / "config.json"
+        # one writer per run folder, from the first look at it to the end of run(): a second Trainer on it in
+        # another process (a sweep rerun beside an orphaned worker, two notebooks) is refused, naming the holder
+        self.lock = FolderLock(self.out, what="training run")
+        created = not self.out.exists()
+        self.lock.acquire()
+        try:
+            self._open(config, resume, data, progress, cfg_path)
+        except BaseException:
+            self.lock.release()
+            if created:  # a refused config leaves no folder behind
+                self.lock.path.unlink(missing_ok=True)
+                try:
+                    self.out.rmdir()
+                except OSError:
+                    pass
+            raise
+        self._holding = True
+
+    def _open(self, config: TrainConfig, resume: bool, data, progress: bool, cfg_path: Path) -> None:
         if cfg_path.exists():
             saved = read_config(self.out)
             if not resume:
@@ -105,17 +124,13 @@ class Trainer:
                 if net is not None:
                     net.forward = torch.compile(net.forward, mode=None if config.compile == "default" else config.compile)
 
-        # one writer per run folder: a second Trainer on it (a sweep rerun beside an orphaned worker, two
-        # notebooks) is refused while this one writes; a lock left by a killed process is taken over
-        self.lock = FolderLock(self.out, what="training run")
-        with self.lock:
-            if resume and has_checkpoint(self.out):
-                self.load_checkpoint()
-                truncate_history(self.out / "history.jsonl", self.step)
-            elif resume:  # the run was stopped before its first save: start it again from step 0
-                truncate_history(self.out / "history.jsonl", 0)
-            else:
-                atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
+        if resume and has_checkpoint(self.out):
+            self.load_checkpoint()
+            truncate_history(self.out / "history.jsonl", self.step)
+        elif resume:  # the run was stopped before its first save: start it again from step 0
+            truncate_history(self.out / "history.jsonl", 0)
+        else:
+            atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
 
     # -- one iteration ------------------------------------------------------------------------
 
@@ -152,7 +167,7 @@ class Trainer:
         rows: list[dict] = []
         # CPU threads: the cores no other process is using, re-checked as training goes (fvae_lib.threads)
         self.thread_policy = ThreadPolicy(self.config.threads) if self.device.type == "cpu" else None
-        with self.lock:  # held while this process writes the folder
+        with self.lock:  # held while this process writes the folder (already, from __init__, on a first run)
             if self.thread_policy:
                 self.thread_policy.start()
             try:
@@ -160,6 +175,20 @@ class Trainer:
             finally:
                 if self.thread_policy:
                     self.thread_policy.stop()
+                self.close()
+
+    def close(self) -> None:
+        """Let go of the run folder (run() does at its end): another process may then resume it. Saving a
+        checkpoint or calling run() again takes it back."""
+        if getattr(self, "_holding", False):
+            self._holding = False
+            self.lock.release()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 -- at interpreter exit the lock's modules may be gone; the kernel drops the flock
+            pass
 
     def _run_loop(self, tqdm, rows: list[dict]) -> list[dict]:
         cfg = self.config

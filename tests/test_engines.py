@@ -54,7 +54,7 @@ def test_a_killed_worker_fails_alone_and_its_run_finishes_on_rerun(tmp_path):
     spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [1, 4]}))
     out = tmp_path / "sweep"
     rows = {}
-    driver = threading.Thread(target=lambda: rows.update(
+    driver = threading.Thread(daemon=True, target=lambda: rows.update(
         {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}))
     driver.start()
     victim = wait_for(lambda: training_pid(out / "betavae_b4"), "betavae_b4 to train")
@@ -154,3 +154,30 @@ def test_slurm_numbers_from_the_command_line_are_typed(tmp_path):
 
     assert _parameter_value("gpus_per_node", "1") == 1 and _parameter_value("mem_gb", "7.5") == 7.5
     assert _parameter_value("partition", "gpu") == "gpu"
+
+
+def test_on_slurm_a_sweep_is_one_job_array_sized_from_the_spec_and_a_rerun_reattaches(tmp_path):
+    """SLURM through submitit's own mock of sbatch and sacct (submitit.slurm.test_slurm.mocked_slurm)."""
+    pytest.importorskip("submitit")
+    from submitit.slurm.test_slurm import mocked_slurm
+
+    spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [1, 4]}))
+    with mocked_slurm() as mock:
+        engine = SubmititEngine(tmp_path, threads=2, cluster="slurm", slurm={"partition": "gpu", "gpus_per_node": "1"},
+                                max_in_flight=1, mem_gb=8)
+        tasks = spec.tasks(tmp_path, threads=2)
+        jobs = engine.submit_many(tasks)
+        assert [j.job_id for j in jobs] == ["12_0", "12_1"]  # one sbatch, an array of two
+        script = (tmp_path / ".submitit" / "12" / "12_submission.sh").read_text()
+        for line in ("--array=0-1%1", "--cpus-per-task=2", "--mem=8GB", "--gpus-per-node=1", "--partition=gpu", "--signal=USR2"):
+            assert f"#SBATCH {line}" in script, line
+        assert json.loads((tmp_path / ".submitit" / JOBS_FILE).read_text())["betavae_b4"]["job_id"] == "12_1"
+        # a new driver: a job sacct does not know yet, or still running, is followed; a finished one is not
+        again = SubmititEngine(tmp_path, threads=2, cluster="slurm", max_in_flight=1)
+        assert again.attach(tasks[0]).job_id == "12_0"
+        mock.set_job_state("12_1", "RUNNING")
+        assert again.attach(tasks[1]).job_id == "12_1"
+        mock.set_job_state("12_0", "COMPLETED")
+        mock.set_job_state("12_1", "PREEMPTED")
+        assert again.attach(tasks[0]) is None
+        assert again.attach(tasks[1]).job_id == "12_1"  # pre-empted: submitit requeues it, so it is followed

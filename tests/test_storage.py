@@ -1,6 +1,7 @@
-"""Atomic writes (unique temporaries, stale ones of dead writers removed) and the one-writer folder lock."""
+"""Atomic writes (unique temporaries, stale ones of dead writers removed) and the one-writer folder lock (flock)."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,35 +53,8 @@ def test_temporaries_of_dead_writers_are_removed_and_those_of_live_ones_kept(tmp
     assert not dead[0].exists() and target.read_bytes() == b"new"
 
 
-def test_the_lock_records_its_holder_and_is_released(tmp_path):
-    with FolderLock(tmp_path / "run") as lock:
-        holder = json.loads((tmp_path / "run" / ".lock").read_text())
-        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname() and lock.held
-        with FolderLock(tmp_path / "run"):  # re-entrant in one process
-            pass
-        assert (tmp_path / "run" / ".lock").exists()
-    assert not (tmp_path / "run" / ".lock").exists()
-
-
-def test_a_lock_held_by_a_live_process_is_refused_naming_it(tmp_path, sleeper):
-    (tmp_path / ".lock").write_text(json.dumps(dict(pid=sleeper, host=socket.gethostname(), job_id="42_3", started="then")))
-    with pytest.raises(FolderBusy, match=rf"in use by process {sleeper} on .*\(job 42_3\).*delete .*\.lock"):
-        FolderLock(tmp_path).acquire()
-    # a lock of another host cannot be checked from here: refused too
-    (tmp_path / ".lock").write_text(json.dumps(dict(pid=dead_pid(), host="elsewhere", job_id=None, started="then")))
-    with pytest.raises(FolderBusy, match="elsewhere"):
-        FolderLock(tmp_path).acquire()
-
-
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    (tmp_path / ".lock").write_text(json.dumps(dict(pid=dead_pid(), host=socket.gethostname(), job_id=None, started="then")))
-    with FolderLock(tmp_path):
-        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
 HOLD = """
-import sys, time
+import sys
 from fvae_lib.storage import FolderLock, FolderBusy
 try:
     with FolderLock(sys.argv[1]):
@@ -91,14 +65,78 @@ except FolderBusy as err:
 """
 
 
-def test_of_two_processes_only_one_holds_the_lock(tmp_path):
-    first = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert first.stdout.readline().strip() == "held"
-    second = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO)
-    assert second.stdout.startswith("busy") and str(first.pid) in second.stdout
-    first.communicate("\n")
-    third = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO)
-    assert third.stdout.strip() == "held"
+@pytest.fixture
+def holder(tmp_path):
+    """Start a process that holds a folder's lock until told to stop (or killed); yields start(folder) -> Popen."""
+    started = []
+
+    def start(folder):
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=REPO)
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_lock_records_its_holder_and_is_emptied_on_release(tmp_path):
+    with FolderLock(tmp_path / "run") as lock:
+        holder = json.loads((tmp_path / "run" / ".lock").read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname() and lock.held
+        with FolderLock(tmp_path / "run"):  # re-entrant in one process
+            pass
+        assert lock.held and lock.holder()["pid"] == os.getpid()
+    assert not lock.held and lock.holder() is None
+
+
+def test_a_lock_held_by_a_live_process_is_refused_naming_it(tmp_path, holder):
+    proc = holder(tmp_path)
+    assert FolderLock(tmp_path).held_elsewhere()
+    with pytest.raises(FolderBusy, match=rf"in use by process {proc.pid} on .*empty or delete .*\.lock"):
+        FolderLock(tmp_path).acquire()
+    busy = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert busy.stdout.startswith("busy") and str(proc.pid) in busy.stdout
+    proc.communicate("\n", timeout=120)  # released: free for the next one
+    assert not FolderLock(tmp_path).held_elsewhere()
+    with FolderLock(tmp_path):
+        pass
+
+
+def test_a_killed_holder_leaves_nothing_to_clean_up(tmp_path, holder):
+    proc = holder(tmp_path)
+    proc.send_signal(signal.SIGKILL)  # as an OOM kill: no chance to release anything
+    proc.wait()
+    assert FolderLock(tmp_path).holder()["pid"] == proc.pid  # its record is still there...
+    with FolderLock(tmp_path):  # ...but the kernel dropped its flock: taken at once
+        assert FolderLock(tmp_path).holder()["pid"] == os.getpid()
+
+
+def test_a_record_of_a_dead_process_of_this_host_is_taken_over(tmp_path):
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=dead_pid(), host=socket.gethostname(), job_id=None, started="then")))
+    with FolderLock(tmp_path):
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+
+
+def test_a_holder_on_another_host_is_obeyed_unless_it_is_this_same_job(tmp_path, monkeypatch):
+    """flock may not reach across a shared file system: a record naming another host stands, but a requeued SLURM
+    job (the same job id, on a new node) takes its own lock back."""
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-squeue-here"))  # SLURM cannot be asked: the record stands
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=12345, host="node-7", job_id="901", started="then")))
+    monkeypatch.setenv("SLURM_JOB_ID", "555")
+    with pytest.raises(FolderBusy, match=r"process 12345 on node-7 \(job 901\)"):
+        FolderLock(tmp_path).acquire()
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=12345, host="node-7", job_id=None, started="then")))
+    with pytest.raises(FolderBusy, match="node-7"):
+        FolderLock(tmp_path).acquire()
+    (tmp_path / ".lock").write_text(json.dumps(dict(pid=12345, host="node-7", job_id="555", started="then")))
+    with FolderLock(tmp_path):  # this job, requeued
+        assert FolderLock(tmp_path).holder()["host"] == socket.gethostname()
 
 
 def test_the_folder_is_synced_after_the_rename(tmp_path, monkeypatch):

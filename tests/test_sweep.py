@@ -251,3 +251,22 @@ def test_publish_refuses_an_incomplete_sweep_and_keeps_published_results(tmp_pat
     with pytest.raises(AlreadyPublished, match="--overwrite-published"):
         publish(tmp_path / "sweep", spec, [{"name": "betavae_b4", "status": "finished"}])
     assert (tmp_path / "pub" / "results.csv").read_text() == "shipped\n"
+
+
+def test_a_gpu_sweep_can_be_specified_on_a_machine_without_a_gpu():
+    """A SLURM login node has no GPU: the spec, its tasks and sweep.json's record must not need one."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from fvae_lib.engines import resolved_environment
+
+    spec = SweepSpec.from_dict({"grid": {"factorvae": [35]}, "preset": "gpu", "device": "cuda"})
+    assert spec.tasks(threads=4)[0]["config"]["device"] == "cuda"
+    assert resolved_environment(spec, 4)["device"] == "cuda (on the jobs' nodes)"
+
+
+def test_configs_of_older_run_folders_still_load():
+    from fvae_lib.config import TrainConfig
+
+    old = dict(TrainConfig.from_preset("smoke").to_dict(), compile=False)  # before compile took a mode name
+    assert TrainConfig.from_dict(old).compile == "off"
+    assert TrainConfig.from_dict(dict(old, compile=True)).compile == "default"

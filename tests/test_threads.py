@@ -133,6 +133,7 @@ def host_with_64_cpus(monkeypatch):
     import fvae_lib.threads as threads
 
     monkeypatch.setattr(threads, "_allowed_cpus", lambda: set(range(64)))
+    monkeypatch.setattr(threads, "_THREADS_AT_IMPORT", torch.get_num_threads())  # whatever earlier tests left
 
 
 def test_an_explicit_omp_num_threads_is_a_ceiling(restore_threads, monkeypatch, tmp_path):
@@ -162,7 +163,8 @@ def test_torch_set_num_threads_after_import_is_a_ceiling(restore_threads, monkey
 
 @pytest.mark.parametrize("cgroup, files, cores", [
     ("0::/\n", {"cpu.max": "200000 100000\n"}, 2),  # docker --cpus=2 (cgroup v2)
-    ("0::/\n", {"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+    ("0::/\n", {"cpu.max": "150000 100000\n"}, 1),  # 1.5 CPUs: rounded down (2 threads would be throttled)
+    ("0::/\n", {"cpu.max": "50000 100000\n"}, 1),  # half a CPU: still one thread
     ("0::/\n", {"cpu.max": "max 100000\n"}, 64),  # no quota
     ("0::/kubepods/pod1/c1\n", {"kubepods/pod1/cpu.max": "100000 100000\n", "kubepods/pod1/c1/cpu.max": "max 100000\n"}, 1),
     ("4:cpu,cpuacct:/docker/abc\n", {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "400000\n",

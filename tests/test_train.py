@@ -266,10 +266,17 @@ def test_snapshots_are_kept_and_load(tmp_path, small_replica):
     assert _same(snaps[-1][1].state_dict(), final.state_dict())
 
 
+HOLD_LOCK = """
+import sys
+from fvae_lib.storage import FolderLock
+with FolderLock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
 def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(tmp_path, small_replica):
     """A run still being written by another live process (an orphaned sweep worker) is never written twice."""
-    import socket
-
     from fvae_lib.storage import FolderBusy
 
     run = tmp_path / "r"
@@ -277,20 +284,26 @@ def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(t
     with open(run / "history.jsonl", "a") as f:  # the other writer is ahead of the checkpoint
         f.write(json.dumps({"step": 30, "recon": 1.0}) + "\n")
     history = (run / "history.jsonl").read_bytes()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    other = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=REPO)
     try:
-        (run / ".lock").write_text(json.dumps(dict(pid=other.pid, host=socket.gethostname(), job_id=None, started="now")))
+        assert other.stdout.readline().strip() == "held"
         with pytest.raises(FolderBusy, match=f"process {other.pid}"):
             Trainer(smoke(iterations=40), run, resume=True, data=small_replica, progress=False)
         assert (run / "history.jsonl").read_bytes() == history  # not truncated under the other writer
     finally:
-        other.kill()
+        other.kill()  # killed: its lock goes with it
         other.wait()
-    # once that process is gone, its lock is stale: the run resumes
     t = Trainer(smoke(iterations=40), run, resume=True, data=small_replica, progress=False)
     t.run()
-    steps = [r["step"] for r in read_history(run)]
-    assert steps == [10, 20, 30, 40] and not (run / ".lock").exists()
+    assert [r["step"] for r in read_history(run)] == [10, 20, 30, 40]
+    assert not t.lock.held and t.lock.holder() is None  # let go at the end of run()
+
+
+def test_a_refused_config_leaves_no_folder_behind(tmp_path, small_replica):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Trainer(smoke(), tmp_path / "new", resume=True, data=small_replica, progress=False)
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_checkpoint_from_another_device_type_resumes_with_fresh_generators_and_says_so(tmp_path, small_replica, capsys):
