@@ -43,7 +43,8 @@ def fast_options(spec: str) -> dict:
 
 
 def history(name, iterations, data, device, fast):
-    from fvae_lib.train import TrainConfig, Trainer
+    from fvae_lib.config import TrainConfig
+    from fvae_lib.train import Trainer
 
     tag = "fp32" if name.startswith("fp32") else fast
     cache = OUT / f"fastpath_{device}_{tag}_s{RUNS[name]}_{iterations}.json"

@@ -40,7 +40,8 @@ def main():
     from bench_fastpath import fast_options
 
     from fvae_lib.data import DSprites
-    from fvae_lib.train import TrainConfig, Trainer
+    from fvae_lib.config import TrainConfig
+    from fvae_lib.train import Trainer
 
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
     data = DSprites(source="replica", progress=False)

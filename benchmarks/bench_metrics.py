@@ -73,9 +73,11 @@ def main():
     import torch
 
     from fvae_lib.data import DSprites
-    from fvae_lib.metrics import (EncodedGrid, beta_vae_score, dci, encoder_representation, factor_vae_score, mig,
-                                  mig_sampled)
-    from fvae_lib.train import TrainConfig, Trainer, load_model
+    from fvae_lib.encoding import EncodedGrid, encoder_representation
+    from fvae_lib.metrics import beta_vae_score, dci, factor_vae_score, mig, mig_sampled
+    from fvae_lib.config import TrainConfig
+    from fvae_lib.runs import load_model
+    from fvae_lib.train import Trainer
 
     data = DSprites(source="replica", progress=False)
     if (Path(args.run) / "checkpoint.pt").exists():

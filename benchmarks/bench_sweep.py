@@ -18,7 +18,8 @@ from pathlib import Path
 
 CHILD = """
 import json, sys
-from fvae_lib.train import TrainConfig, Trainer
+from fvae_lib.config import TrainConfig
+from fvae_lib.train import Trainer
 model, threads, iterations, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 log_every = max(1, iterations // 6)
 cfg = TrainConfig.from_preset("cpu", model=model, device="cpu", iterations=iterations, log_every=log_every,

@@ -30,7 +30,8 @@ def busy_process(core: int) -> subprocess.Popen:
 
 
 def steady_rate(data, threads: int, iterations: int, preset: str) -> tuple[float, list[int]]:
-    from fvae_lib.train import TrainConfig, Trainer
+    from fvae_lib.config import TrainConfig
+    from fvae_lib.train import Trainer
 
     log_every = max(1, iterations // 6)
     cfg = TrainConfig.from_preset(preset, device="cpu", iterations=iterations, log_every=log_every,

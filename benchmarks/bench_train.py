@@ -96,7 +96,8 @@ VARIANTS = {  # name -> TrainConfig options
 
 
 def trainer_for(name, data, folder):
-    from fvae_lib.train import TrainConfig, Trainer
+    from fvae_lib.config import TrainConfig
+    from fvae_lib.train import Trainer
 
     base, _, extra = name.partition("+")
     opts = dict(VARIANTS[base], compile="default" if extra == "compile" else "off")

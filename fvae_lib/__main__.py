@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .data import DatasetError, DSprites, default_data_dir
 from .config import DEFAULT_GAMMA, MODELS, PRESETS, ConfigError, TrainConfig
-from .runs import read_config, read_history
+from .runs import RunFolder
 from .train import Trainer, TrainingDiverged
 
 
@@ -55,8 +55,9 @@ def _train(config: TrainConfig, out: Path, resume: bool, progress: bool = True) 
           f"({trainer.precision}{', channels_last' if trainer.channels_last else ''}) from step {trainer.step} "
           f"to {config.iterations}; run folder {out}")
     trainer.run()
-    return [out / "config.json", out / "history.jsonl", out / "checkpoint.pt",
-            *write_run_figures(out, trainer.vae, trainer.data, read_history(out))]
+    folder = trainer.folder
+    return [folder / folder.CONFIG, folder / folder.HISTORY, folder / folder.CHECKPOINT,
+            *write_run_figures(out, trainer.vae, trainer.data, folder.read_history())]
 
 
 def cmd_train(args) -> int:
@@ -64,8 +65,8 @@ def cmd_train(args) -> int:
     overrides = dict(gamma=args.gamma, beta=args.beta, seed=args.seed, iterations=args.iterations,
                      batch_size=args.batch_size, data_source=args.source, precision=args.precision,
                      channels_last=args.channels_last, threads=args.threads)
-    if args.resume and (out / "config.json").exists():
-        saved = read_config(out)
+    if args.resume and RunFolder(out).exists():
+        saved = RunFolder(out).read_config()
         given = {k: v for k, v in overrides.items() if v is not None and not (k == "data_source" and v == "auto")}
         given.update({k: v for k, v in (("model", args.model), ("preset", args.preset)) if v is not None})
         config = TrainConfig.from_dict({**saved.to_dict(), **given, "device": args.device})
@@ -80,8 +81,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import METRICS, evaluate_run
 
     run = Path(args.run)
-    if not (run / "config.json").exists():
-        raise ConfigError(f"{run} is not a run folder (no config.json); train one with `python -m fvae_lib train`")
+    if not RunFolder(run).exists():
+        raise ConfigError(f"{run} is not a run folder (no {RunFolder.CONFIG}); train one with `python -m fvae_lib train`")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown or not metrics:
@@ -91,7 +92,7 @@ def cmd_evaluate(args) -> int:
     if "grid_encoding_seconds" in result:
         print(f"encoded every image once, for all metrics, in {result['grid_encoding_seconds']} s")
     print(json.dumps(result["metrics"], indent=1))
-    print(f"\nwrote {run / 'metrics.json'} and figures: {', '.join(result.get('figures', []))}")
+    print(f"\nwrote {RunFolder(run) / RunFolder.METRICS} and figures: {', '.join(result.get('figures', []))}")
     return 0
 
 
@@ -146,7 +147,7 @@ def cmd_demo(args) -> int:
     paths = [save_figure(factor_samples(data), out / "dsprites_factors.png")]
     config = TrainConfig.from_preset(args.preset, model="factorvae", data_source=args.source)
     run = out / "factorvae"
-    resume = (run / "config.json").exists()  # a second `make demo` reuses (or finishes) the first one's run
+    resume = RunFolder(run).exists()  # a second `make demo` reuses (or finishes) the first one's run
     paths += _train(config, run, resume)
     print(f"\nResults are in {out.resolve()}:\n  " + "\n  ".join(str(p) for p in paths))
     return 0

@@ -3,15 +3,18 @@
     terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0)
     terms.recon, terms.kl, terms.tc, terms.loss, terms.d_loss, terms.d_acc, terms.kl_per_dim
 
-Everything of the method is here; the trainer (:mod:`fvae_lib.train`) draws the batches, calls these,
-logs the terms and saves checkpoints. The loss terms and their equations are in :mod:`fvae_lib.objectives`.
+Everything of the method is here; the trainer (:mod:`fvae_lib.train`) draws the batches, calls a step,
+logs the terms and saves checkpoints. :data:`METHODS` says, for each model, what the trainer needs to call
+its step: the networks and optimisers, the batches, the hyperparameters, in that order. A step of your own
+with the same signature plugs into the trainer (``Trainer(config, run, step=my_step)``). The loss terms and
+their equations are in :mod:`fvae_lib.objectives`.
 """
 from __future__ import annotations
 
 import dataclasses
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Union
 
 import torch
 
@@ -119,3 +122,26 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
     d_acc = discriminator_accuracy(logits[:b].detach(), logits[b:].detach())
     return FactorVAETerms(recon=recon.detach(), kl=kl.detach(), tc=tc.detach(), loss=loss.detach(),
                           d_loss=d_loss.detach(), d_acc=d_acc, kl_per_dim=kl_dims.detach())
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a training loop needs to know of one model's iteration.
+
+    The loop calls ``step(*networks, *optimisers, *batches, *hyperparameters, noise, autocast)``: for FactorVAE
+    ``step(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta, noise, autocast)``, for β-VAE
+    ``step(vae, opt_vae, x, beta, noise, autocast)``, the signatures of :func:`factor_vae_step` and
+    :func:`beta_vae_step`.
+    """
+
+    step: Callable[..., Union[BetaVAETerms, FactorVAETerms]]  # the library's step
+    terms: type  # the named terms it returns
+    batches: int  # independent minibatches an iteration takes
+    hyperparameters: tuple[str, ...]  # the config fields passed to it, in order
+    discriminator: bool  # whether a discriminator trains beside the VAE (networks: vae, disc)
+
+
+METHODS = {
+    "betavae": Method(beta_vae_step, BetaVAETerms, batches=1, hyperparameters=("beta",), discriminator=False),
+    "factorvae": Method(factor_vae_step, FactorVAETerms, batches=2, hyperparameters=("gamma", "beta"), discriminator=True),
+}

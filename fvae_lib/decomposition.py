@@ -13,7 +13,6 @@ import torch
 
 from .device import default_device
 from .encoding import EncodedGrid, encoder_representation
-from .gaussians import gaussian_total_correlation  # noqa: F401 -- notebooks import it from here
 from .gaussians import LOG_2PI, log_normal, log_normal_per_dim, mixture_log_density, reparameterise
 from .models import Discriminator
 from .objectives import discriminator_loss, kl_per_dimension, permute_dims, total_correlation_estimate

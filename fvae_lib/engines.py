@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .config import ConfigError, resolve_device
 from .engine_local import LocalEngine
 from .engine_submitit import SubmititEngine, _cluster, _parameter_value
+from .runs import RunFolder
 from .storage import atomic_write_bytes
 from .sweep import SweepSpec, task_state
 from .sweep_table import result_row, write_table, write_trajectories
@@ -53,13 +54,8 @@ def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: in
 
 def _progress_line(task: dict) -> tuple[int, str] | None:
     """(step, a log line) from a running run's history, or None before its first logged window."""
-    path = Path(task["folder"]) / "history.jsonl"
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 4096))
-            last = f.read().splitlines()[-1]
-        entry = json.loads(last)
-    except (OSError, ValueError, IndexError):
+    entry = RunFolder(task["folder"]).last_history_row()
+    if entry is None:
         return None
     terms = "  ".join(f"{k} {entry[k]:.3g}" for k in ("recon", "kl", "tc", "d_acc") if k in entry)
     speed = f"  {entry['it_per_s']:.1f} it/s" if "it_per_s" in entry else ""
@@ -129,7 +125,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
                 del running[name]
                 outcomes[name] = result
                 bar.update(1)
-                say(f"{name}: {result['status']}" + (f" -- {result['error']} (log: {task['folder']}/sweep.log)" if result.get("error") else ""))
+                say(f"{name}: {result['status']}" + (f" -- {result['error']} (log: {RunFolder(task['folder']).log_path})" if result.get("error") else ""))
                 write_results(out, tasks, outcomes)
             failed = sum(o["status"] == "failed" for o in outcomes.values())
             bar.set_postfix(running=len(running), failed=failed, refresh=False)

@@ -1,7 +1,6 @@
 """Evaluate a run folder: the metrics, the KL decomposition and the figures, into the folder itself."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -14,8 +13,7 @@ from .decomposition import kl_decomposition
 from .encoding import EncodedGrid, encoder_representation, sample_codes
 from .metrics import beta_vae_score, dci, factor_vae_score, images_encoded, mig, mig_sampled
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
-from .runs import load_model, read_history
-from .storage import atomic_write_bytes
+from .runs import RunFolder
 
 # disentanglement_lib's defaults, and a quick setting for smoke runs and notebooks under test
 METRIC_SETTINGS = {
@@ -67,7 +65,8 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-    vae, config = load_model(run_dir, resolve_device(device))
+    folder = RunFolder(run_dir)
+    vae, config = folder.load_model(resolve_device(device))
     data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=False)
     represent = encoder_representation(vae)
     chosen = METRIC_SETTINGS[settings]
@@ -102,13 +101,13 @@ def evaluate_run(run_dir: str | os.PathLike, settings: str = "full", seed: int =
         result["decomposition"] = kl_decomposition(vae, data, np.random.default_rng([seed, 99]), posteriors=posteriors, **options)
         result["decomposition"]["num_samples"] = options["num_samples"]
         result["decomposition"]["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(result, indent=1).encode())
+    folder.write_metrics(result)
     if figures:
         codes, factors = sample_codes(source, source_represent, 5000, np.random.default_rng([seed, 7]))
-        write_run_figures(run_dir, vae, data, read_history(run_dir))
-        save_figure(latents_vs_factors(codes, factors, data), run_dir / "latents_vs_factors.png")
+        write_run_figures(run_dir, vae, data, folder.read_history())
+        save_figure(latents_vs_factors(codes, factors, data), folder.figure("latents_vs_factors"))
         if decomposition:
-            save_figure(kl_bars(np.array(result["decomposition"]["avg_kl_per_dim"])), run_dir / "kl_per_latent.png")
-        result["figures"] = sorted(p.name for p in run_dir.glob("*.png"))
+            save_figure(kl_bars(np.array(result["decomposition"]["avg_kl_per_dim"])), folder.figure("kl_per_latent"))
+        result["figures"] = folder.figures()
     return result
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .encoding import EncodedGrid, Represent, encoder_representation, represent_factors, sample_codes  # noqa: F401
+from .encoding import Represent, represent_factors, sample_codes
 from .device import default_device
 from .gaussians import mixture_entropies, reparameterise
 

@@ -27,7 +27,7 @@ import torch
 
 from .config import SMOKE_GRID, TrainConfig, default_preset
 from .device import default_device, device_name
-from .runs import load_model, read_config, read_history, trained_steps
+from .runs import RunFolder
 from .train import Trainer
 
 
@@ -131,7 +131,7 @@ def runs_are_temporary() -> bool:
 
 
 def is_finished(run: Path) -> bool:
-    done, asked = trained_steps(run)
+    done, asked = RunFolder(run).trained_steps()
     return asked > 0 and done >= asked
 
 
@@ -248,7 +248,7 @@ def training_plan(runs, mode: "Mode", data=None, announce: bool = True) -> Train
     for name, model, overrides in runs:
         config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
         folder = run_folder(name, mode)
-        run = PlannedRun(name, config, folder, trained_steps(folder)[0])
+        run = PlannedRun(name, config, folder, RunFolder(folder).trained_steps()[0])
         if run.remaining:
             run.it_per_s, run.gflop_per_it = measure_rate(config, data)
         planned.append(run)
@@ -267,17 +267,17 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     run = run_folder(name, mode)
     config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
     if is_finished(run):
-        saved = read_config(run)
+        saved = RunFolder(run).read_config()
         differs = config.defining_differences(saved)
         if differs:
             raise ValueError(f"{run} holds a run with other settings ({sorted(differs)}); delete it or use another name")
-        vae, config = load_model(run)
-        return vae, config, read_history(run)
+        vae, config = RunFolder(run).load_model()
+        return vae, config, RunFolder(run).read_history()
     if run not in _ANNOUNCED:  # say what is about to happen, and how long it should take
         print(training_plan([(name, model, overrides)], mode, data=data))
-    trainer = Trainer(config, run, resume=(run / "config.json").exists(), data=data, progress=progress)
+    trainer = Trainer(config, run, resume=RunFolder(run).exists(), data=data, progress=progress)
     trainer.run()
-    return trainer.vae.eval(), config, read_history(run)
+    return trainer.vae.eval(), config, trainer.folder.read_history()
 
 
 # --------------------------------------------------------------------------------------------------

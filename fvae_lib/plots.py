@@ -257,14 +257,14 @@ def training_curves(history: list[dict]) -> Figure:
 
 def write_run_figures(run_dir, vae, data, history) -> list:
     """Reconstruction grid, latent traversals and training curves into a run folder."""
-    from pathlib import Path
+    from .runs import RunFolder
 
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     vae.eval()
     return [
-        save_figure(reconstructions(vae, data), run_dir / "reconstructions.png"),
-        save_figure(traversals(vae, data), run_dir / "traversals.png"),
-        save_figure(training_curves(history), run_dir / "training_curves.png"),
+        save_figure(reconstructions(vae, data), folder.figure("reconstructions")),
+        save_figure(traversals(vae, data), folder.figure("traversals")),
+        save_figure(training_curves(history), folder.figure("training_curves")),
     ]
 
 

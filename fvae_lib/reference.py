@@ -22,11 +22,10 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .models import VAE
-from . import runs
-from .runs import load_checkpoint, vae_for_state
+from .runs import RunFolder, vae_for_state
 from .storage import atomic_write_bytes
 
-RUN_FILES = ("config.json", "history.jsonl", "metrics.json", "trajectory.json")
+RUN_FILES = (RunFolder.CONFIG, RunFolder.HISTORY, RunFolder.METRICS, RunFolder.TRAJECTORY)  # published, small
 
 
 def reference_dir() -> Path:
@@ -63,9 +62,9 @@ def read_trajectories(folder: str | os.PathLike | None = None) -> list[dict]:
 def read_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
     """A run's logged history (``runs/<name>/history.jsonl``) from a sweep's published folder (default: the reference)."""
     path = (Path(folder) if folder else reference_dir()) / "runs" / name
-    if not (path / "history.jsonl").is_file():
+    if not (path / RunFolder.HISTORY).is_file():
         raise FileNotFoundError(f"no history of a run {name!r} in {path.parent}")
-    return runs.read_history(path)
+    return RunFolder(path).read_history()
 
 
 def model_names(folder: str | os.PathLike | None = None) -> list[str]:
@@ -113,7 +112,7 @@ def publish(out: str | os.PathLike, spec, rows: list[dict], overwrite: bool = Fa
                 (target / "runs" / row["name"]).mkdir(exist_ok=True)
                 atomic_write_bytes(target / "runs" / row["name"] / file, (out / row["name"] / file).read_bytes())
     for name in spec.publish.get("models", []):
-        state = load_checkpoint(out / name)
+        state = RunFolder(out / name).load_checkpoint()
         small = dict(step=int(state["step"]), config=state["config"],
                      vae={k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state["vae"].items()})
         (target / "models").mkdir(parents=True, exist_ok=True)

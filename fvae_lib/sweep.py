@@ -28,7 +28,6 @@ executor).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -43,8 +42,7 @@ import torch
 
 from .config import MODELS, PRESETS, ConfigError, TrainConfig
 from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
-from .runs import trained_steps
-from .storage import FolderLock, atomic_write_bytes
+from .runs import RunFolder
 
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
 DEFAULT_METRICS = ("factor_vae", "beta_vae", "mig")  # DCI is left out by default: ~3 CPU-minutes a run
@@ -207,22 +205,20 @@ class SweepSpec:
 
 def task_state(task: dict) -> str:
     """'done' (trained and scored), 'partial' (some work left) or 'new' (nothing there yet)."""
-    run = Path(task["folder"])
-    if not (run / "config.json").exists():
+    run = RunFolder(task["folder"])
+    if not run.exists():
         return "new"
-    if trained_steps(run)[0] < int(task["config"]["iterations"]):  # no checkpoint yet, or not at the end
+    if run.trained_steps()[0] < int(task["config"]["iterations"]):  # no checkpoint yet, or not at the end
         return "partial"
     return "done" if _scored(task) and _traced(task) else "partial"
 
 
 def _scored(task: dict) -> bool:
-    run = Path(task["folder"])
-    try:
-        result = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
+    run = RunFolder(task["folder"])
+    result = run.read_metrics()
+    if result is None:
         return False
-    fresh = (run / "metrics.json").stat().st_mtime >= (run / "checkpoint.pt").stat().st_mtime
-    return (fresh and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
+    return (run.metrics_are_current() and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
             and result.get("decomposition", {}).get("num_samples") == _decomposition_samples(task))
 
 
@@ -234,9 +230,8 @@ def _decomposition_samples(task: dict) -> int:
 def _traced(task: dict) -> bool:
     if task["trajectory_every"] < 0:
         return True
-    try:
-        points = json.loads((Path(task["folder"]) / "trajectory.json").read_text())["points"]
-    except (OSError, ValueError, KeyError):
+    points = (RunFolder(task["folder"]).read_trajectory() or {}).get("points")
+    if points is None:
         return False
     return not task.get("trajectory_decomposition") or all("total_correlation" in p for p in points)
 
@@ -249,10 +244,10 @@ def run_task(task: dict) -> dict:
     run = Path(task["folder"])
     run.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with open(run / "sweep.log", "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
+    with open(RunFolder(run).log_path, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sweep task {task['name']} (pid {os.getpid()})")
         try:
-            with FolderLock(run, what="sweep task"):  # train, score and trace: one process at a time
+            with RunFolder(run).lock(what="sweep task"):  # train, score and trace: one process at a time
                 _run_task(task)
             status, error = "finished", ""
         except Exception as err:  # noqa: BLE001 -- reported in the table; the other runs go on
@@ -271,8 +266,7 @@ def _run_task(task: dict) -> None:
     config = TrainConfig.from_dict(task["config"])
     if config.threads:
         torch.set_num_threads(config.threads)
-    resume = (run / "config.json").exists()
-    trainer = Trainer(config, run, resume=resume, progress=False)
+    trainer = Trainer(config, run, resume=RunFolder(run).exists(), progress=False)
     if trainer.step < config.iterations:
         trainer.run()
     data = trainer.data
@@ -300,10 +294,8 @@ def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposi
     from .decomposition import kl_decomposition
     from .encoding import EncodedGrid, encoder_representation
     from .metrics import factor_vae_score
-    from .runs import load_snapshots
-
     points = []
-    for step, vae in load_snapshots(run, resolve_device(device)):
+    for step, vae in RunFolder(run).load_snapshots(resolve_device(device)):
         if every and step % every:
             continue
         if decomposition_samples:  # the grid of posteriors is encoded anyway: score the metric from its means
@@ -322,5 +314,5 @@ def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposi
         points.append(point)
         print(message)
     settings = dict(TRAJECTORY_SETTINGS, **({"decomposition_samples": decomposition_samples} if decomposition_samples else {}))
-    atomic_write_bytes(run / "trajectory.json", json.dumps(dict(settings=settings, points=points), indent=1).encode())
+    RunFolder(run).write_trajectory(dict(settings=settings, points=points))
     return points

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import read_history
+from .runs import RunFolder
 from .storage import atomic_write_bytes
 from .sweep import DECOMPOSITION_TERMS, HYPERPARAMETER
 
@@ -48,23 +48,20 @@ def result_row(task: dict, outcome: dict | None = None) -> dict:
 
     outcome: what running it returned (its status and error); None for a run not finished: 'incomplete'.
     """
-    run = Path(task["folder"])
+    run = RunFolder(task["folder"])
     config = task["config"]
     model = config["model"]
     row = dict(name=task["name"], model=model, hyperparameter=HYPERPARAMETER[model],
                value=config[HYPERPARAMETER[model]], beta=config["beta"], gamma=config["gamma"] if model == "factorvae" else None,
                seed=config["seed"], preset=config["preset"], iterations=config["iterations"])
-    history = read_history(run) if (run / "history.jsonl").exists() else []
+    history = run.read_history()
     row["steps"] = history[-1]["step"] if history else 0
     row["status"] = (outcome or {}).get("status", "incomplete")
     row["error"] = (outcome or {}).get("error", "")
     row["train_seconds"] = round(history[-1]["elapsed_s"], 1) if history and "elapsed_s" in history[-1] else None
     row.update({f"final_{k}": round(v, 4) for k, v in final_terms(history).items() if k != "it_per_s"})
     row.update(final_spike(history))
-    try:
-        result = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        result = {}
+    result = run.read_metrics() or {}
     for metric, values in result.get("metrics", {}).items():
         row.update({f"{metric}.{k}": v for k, v in values.items() if isinstance(v, (int, float)) and k != "seconds"})
     for k, v in result.get("decomposition", {}).items():
@@ -87,9 +84,8 @@ def write_table(path_stem: Path, rows: list[dict]) -> None:
 def write_trajectories(path: Path, tasks: list[dict]) -> None:
     rows = []
     for task in tasks:
-        try:
-            points = json.loads((Path(task["folder"]) / "trajectory.json").read_text())["points"]
-        except (OSError, ValueError, KeyError):
+        points = (RunFolder(task["folder"]).read_trajectory() or {}).get("points")
+        if points is None:
             continue
         config = task["config"]
         rows += [dict(name=task["name"], model=config["model"], value=config[HYPERPARAMETER[config["model"]]],

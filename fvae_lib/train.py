@@ -1,29 +1,31 @@
-"""Training: the loop around Algorithm 2 (:mod:`fvae_lib.algorithm`), with checkpoints and history.
+"""Training: a small loop around one iteration, with batches, logging, checkpoints, snapshots and threads.
 
-The config and presets are in :mod:`fvae_lib.config`; reading run folders back is :mod:`fvae_lib.runs`.
+    trainer = Trainer(TrainConfig.from_preset("cpu"), "runs/my_run")   # FactorVAE, the library's Algorithm 2
+    trainer.run()
+
+    Trainer(config, "runs/mine", step=my_factor_vae_step).run()          # your own step, the same loop
+
+The loop knows nothing of the method: :data:`fvae_lib.algorithm.METHODS` says what a model's step takes
+(networks, optimisers, batches, hyperparameters) and returns, and the step does all of the method's work
+(:func:`~fvae_lib.algorithm.factor_vae_step`, :func:`~fvae_lib.algorithm.beta_vae_step`, or yours). The run
+folder's files are read and written by :class:`fvae_lib.runs.RunFolder`; the config and presets are in
+:mod:`fvae_lib.config`.
 """
 from __future__ import annotations
 
-import io
-import json
 import os
 import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .algorithm import BetaVAETerms, FactorVAETerms, beta_vae_step, factor_vae_step
-from .config import (  # noqa: F401 -- the names a training script needs, from one import
-    COMPILE_MODES, DEFAULT_BETA, DEFAULT_GAMMA, MODELS, PRESETS, SMOKE_GRID, ConfigError, TrainConfig, cpu_has_native_bf16,
-    default_preset, resolve_device, resolve_fast_path)
+from .algorithm import METHODS
+from .config import ConfigError, TrainConfig, resolve_device, resolve_fast_path
 from .data import BatchSampler, DSprites
 from .models import VAE, Discriminator
-from .runs import (  # noqa: F401
-    CHECKPOINT_FORMAT, has_checkpoint, load_checkpoint, load_model, load_snapshots, read_config, read_history,
-    vae_for_state)
-from .storage import FolderLock, atomic_write_bytes, replace, write_temporary
+from .runs import CHECKPOINT_FORMAT, RunFolder
 from .threads import ThreadPolicy
 
 
@@ -33,13 +35,11 @@ class TrainingDiverged(RuntimeError):
 
 def term_names(config: TrainConfig) -> list[str]:
     """The scalar terms a run of this model logs, in order (the per-latent KL follows them)."""
-    return (FactorVAETerms if config.model == "factorvae" else BetaVAETerms).names()
-
-
+    return METHODS[config.model].terms.names()
 
 
 class Trainer:
-    """Runs β-VAE or FactorVAE training in a run folder, resumable at any checkpoint.
+    """Trains one run in a run folder, resumable at any checkpoint.
 
     Args:
         config: the run's TrainConfig (ignored fields aside, it must equal the folder's when resuming).
@@ -47,20 +47,32 @@ class Trainer:
         resume: continue the run in ``out_dir`` from its last checkpoint.
         data: a dataset to train on (default: dSprites as the config says).
         progress: show a tqdm progress bar.
+        step: one iteration, with the signature of the model's step in :data:`fvae_lib.algorithm.METHODS`
+            (``factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta, noise, autocast)`` or
+            ``beta_vae_step(vae, opt_vae, x, beta, noise, autocast)``); default: the library's. It returns the
+            model's terms (``FactorVAETerms``, ``BetaVAETerms``) or a dict of them.
+
+    The trainer holds the run folder (:class:`fvae_lib.storage.FolderLock`) from its first look at it to the end
+    of :meth:`run` (or :meth:`close`): another process that tries to write there is refused, naming this one.
     """
 
     def __init__(self, config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
-                 data: DSprites | None = None, progress: bool = True):
+                 data: DSprites | None = None, progress: bool = True, step: Callable | None = None):
         config.validate()
-        self.out = Path(out_dir)
-        cfg_path = self.out / "config.json"
-        # one writer per run folder, from the first look at it to the end of run(): a second Trainer on it in
-        # another process (a sweep rerun beside an orphaned worker, two notebooks) is refused, naming the holder
-        self.lock = FolderLock(self.out, what="training run")
+        self.folder = RunFolder(out_dir)
+        self.out = self.folder.path
+        self.lock = self.folder.lock(what="training run")
         created = not self.out.exists()
         self.lock.acquire()
         try:
-            self._open(config, resume, data, progress, cfg_path)
+            self._check_folder(config, resume)
+            self._setup(config, data, progress, step)
+            if resume and self.folder.has_checkpoint():
+                self.load_checkpoint()
+            if resume:  # rows logged after the checkpoint (or all of them, before the first save) come again
+                self.folder.truncate_history(self.step)
+            else:
+                self.folder.write_config(config)
         except BaseException:
             self.lock.release()
             if created:  # a refused config leaves no folder behind
@@ -72,65 +84,56 @@ class Trainer:
             raise
         self._holding = True
 
-    def _open(self, config: TrainConfig, resume: bool, data, progress: bool, cfg_path: Path) -> None:
-        if cfg_path.exists():
-            saved = read_config(self.out)
+    def _check_folder(self, config: TrainConfig, resume: bool) -> None:
+        if self.folder.exists():
+            saved = self.folder.read_config()
             if not resume:
-                raise ConfigError(
-                    f"{self.out} already holds a {saved.model} run (preset {saved.preset}); "
-                    "pass --resume to continue it, or choose another --out"
-                )
+                raise ConfigError(f"{self.out} already holds a {saved.model} run (preset {saved.preset}); "
+                                  "pass --resume to continue it, or choose another --out")
             diff = config.defining_differences(saved)
             if diff:
                 raise ConfigError(
                     f"--resume with settings that differ from the run in {self.out}: "
-                    + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in sorted(diff))
-                )
+                    + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in sorted(diff)))
         elif resume:
             raise ConfigError(f"nothing to resume in {self.out}: it has no config.json")
 
+    def _setup(self, config: TrainConfig, data, progress: bool, step: Callable | None) -> None:
         self.config = config
+        self.method = METHODS[config.model]
+        self.step_fn = step or self.method.step
         self.device = resolve_device(config.device)
         self.precision, self.channels_last = resolve_fast_path(config, self.device)
         self.data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=progress)
         if config.batch_size > len(self.data):
             raise ConfigError(f"batch_size {config.batch_size} is larger than the dataset ({len(self.data)} images)")
         self.progress = progress
-
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
-            torch.manual_seed(config.seed)
-            self.vae = VAE(config.z_dim, channels=self.data.num_channels).to(self.device)
-            self.disc = Discriminator(config.z_dim, hidden_layers=config.d_hidden_layers).to(self.device) if config.model == "factorvae" else None
-        if self.channels_last:
-            self.vae = self.vae.to(memory_format=torch.channels_last)
-        # fused Adam: one kernel over all parameters instead of a dozen small ops per tensor (3x less
-        # optimiser time on a CPU); the same update rule
-        adam = dict(fused=True)
-        self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=config.lr_vae, betas=config.betas_vae, **adam)
-        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d, betas=config.betas_d, **adam) if self.disc else None
+        self._build_networks()
         self.sampler = BatchSampler(self.data, config.batch_size, self.device, seed=config.seed)
         self.noise = torch.Generator(device=self.device)
         self.noise.manual_seed(config.seed + 1_000_003)
         self.step = 0
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
-        self.terms = term_names(config)
+        self.terms = self.method.terms.names()
         self.thread_policy: ThreadPolicy | None = None  # set by run() on a CPU
         self.event: str | None = None  # said in the next history row
-        self._step_fn = self._step_factorvae if config.model == "factorvae" else self._step_betavae
-        if config.compile != "off":
-            # compile each network's forward (state_dict keys are untouched); "reduce-overhead" captures
-            # CUDA graphs on a GPU. On a CPU it did not pay (benchmarks/README.md).
-            for net in (self.vae.encoder, self.vae.decoder, self.disc):
+
+    def _build_networks(self) -> None:
+        config = self.config
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            self.vae = VAE(config.z_dim, channels=self.data.num_channels).to(self.device)
+            self.disc = Discriminator(config.z_dim, hidden_layers=config.d_hidden_layers).to(self.device) \
+                if self.method.discriminator else None
+        if self.channels_last:
+            self.vae = self.vae.to(memory_format=torch.channels_last)
+        # fused Adam: one kernel over all parameters instead of a dozen small ops per tensor; the same update rule
+        self.opt_vae = torch.optim.Adam(self.vae.parameters(), lr=config.lr_vae, betas=config.betas_vae, fused=True)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d, betas=config.betas_d, fused=True) if self.disc else None
+        if config.compile != "off":  # each network's forward (state_dict keys are untouched); "reduce-overhead":
+            for net in (self.vae.encoder, self.vae.decoder, self.disc):  # CUDA graphs on a GPU
                 if net is not None:
                     net.forward = torch.compile(net.forward, mode=None if config.compile == "default" else config.compile)
-
-        if resume and has_checkpoint(self.out):
-            self.load_checkpoint()
-            truncate_history(self.out / "history.jsonl", self.step)
-        elif resume:  # the run was stopped before its first save: start it again from step 0
-            truncate_history(self.out / "history.jsonl", 0)
-        else:
-            atomic_write_bytes(cfg_path, json.dumps(config.to_dict(), indent=1).encode())
 
     # -- one iteration ------------------------------------------------------------------------
 
@@ -143,18 +146,20 @@ class Trainer:
         x = self.sampler.sample()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def _step_betavae(self) -> BetaVAETerms:
-        return beta_vae_step(self.vae, self.opt_vae, self._batch(), self.config.beta, self.noise, self._autocast)
+    def step_arguments(self) -> tuple:
+        """What one call of the step takes: networks, optimisers, fresh batches, hyperparameters, noise, autocast."""
+        networks = (self.vae, self.disc) if self.disc is not None else (self.vae,)
+        optimisers = (self.opt_vae, self.opt_d) if self.disc is not None else (self.opt_vae,)
+        batches = tuple(self._batch() for _ in range(self.method.batches))  # independent minibatches
+        hyper = tuple(getattr(self.config, name) for name in self.method.hyperparameters)
+        return (*networks, *optimisers, *batches, *hyper, self.noise, self._autocast)
 
-    def _step_factorvae(self) -> FactorVAETerms:
-        x1, x2 = self._batch(), self._batch()  # two independent minibatches
-        return factor_vae_step(self.vae, self.disc, self.opt_vae, self.opt_d, x1, x2, self.config.gamma,
-                               self.config.beta, self.noise, self._autocast)
-
-    def train_step(self) -> BetaVAETerms | FactorVAETerms:
-        """One iteration (:mod:`fvae_lib.algorithm`); returns its named terms, tensors on the device (no host sync)."""
+    def train_step(self):
+        """One iteration; returns its named terms, tensors on the device (no host sync)."""
         self.vae.train()
-        terms = self._step_fn()
+        terms = self.step_fn(*self.step_arguments())
+        if isinstance(terms, dict):  # a step of one's own may return its terms by name
+            terms = self.method.terms(**{k: torch.as_tensor(v, device=self.device).detach().float() for k, v in terms.items()})
         self.step += 1
         return terms
 
@@ -164,14 +169,13 @@ class Trainer:
         """Train until ``config.iterations``; returns the history rows logged by this call."""
         from tqdm.auto import tqdm
 
-        rows: list[dict] = []
         # CPU threads: the cores no other process is using, re-checked as training goes (fvae_lib.threads)
         self.thread_policy = ThreadPolicy(self.config.threads) if self.device.type == "cpu" else None
         with self.lock:  # held while this process writes the folder (already, from __init__, on a first run)
             if self.thread_policy:
                 self.thread_policy.start()
             try:
-                return self._run_loop(tqdm, rows)
+                return self._run_loop(tqdm)
             finally:
                 if self.thread_policy:
                     self.thread_policy.stop()
@@ -190,17 +194,17 @@ class Trainer:
         except Exception:  # noqa: BLE001 -- at interpreter exit the lock's modules may be gone; the kernel drops the flock
             pass
 
-    def _run_loop(self, tqdm, rows: list[dict]) -> list[dict]:
+    def _run_loop(self, tqdm) -> list[dict]:
         cfg = self.config
-        width = len(self.terms) + cfg.z_dim
-        window = torch.zeros(cfg.log_every, width, device=self.device)
+        rows: list[dict] = []
+        window = torch.zeros(cfg.log_every, len(self.terms) + cfg.z_dim, device=self.device)
         t0 = time.perf_counter()
         t_window, last_save = t0, time.monotonic()
         window_start, elapsed_before = self.step, self.elapsed_s
         with tqdm(total=cfg.iterations, initial=self.step, disable=not self.progress, desc=f"{cfg.model} {cfg.preset}",
                   unit="it", dynamic_ncols=True) as bar:
             while self.step < cfg.iterations:
-                slot = self.step - window_start
+                slot = self.step - window_start  # before the step: train_step() advances self.step
                 window[slot] = self.train_step().as_row()
                 if self.thread_policy:
                     self.thread_policy.after_step()
@@ -227,7 +231,7 @@ class Trainer:
         if not finite.all():
             i, j = map(int, (~finite).nonzero()[0])
             names = self.terms + [f"kl_z{k}" for k in range(self.config.z_dim)]
-            ckpt = self.out / "checkpoint.pt"
+            ckpt = self.folder / RunFolder.CHECKPOINT
             kept = f"the last good checkpoint ({ckpt}) is kept" if ckpt.exists() else "no checkpoint had been written yet"
             raise TrainingDiverged(
                 f"the {names[j]} term became {values[i, j].item()} at step {window_start + i + 1}; training stopped and "
@@ -241,8 +245,7 @@ class Trainer:
             row["event"], self.event = self.event, None
         if self.thread_policy:  # the count the window's steps used (and each count's steps, if it changed)
             row.update(self.thread_policy.window_threads(), threads_max=self.thread_policy.ceiling)
-        with open(self.out / "history.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.folder.append_history(row)
         return row
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -264,29 +267,17 @@ class Trainer:
             state["opt_d"] = self.opt_d.state_dict()
         return state
 
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically; the previous one becomes checkpoint-prev.pt only once the new is whole."""
-        path = self.out / "checkpoint.pt"
-        buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
+    def save_checkpoint(self):
+        """checkpoint.pt, atomically, the previous one kept (:meth:`fvae_lib.runs.RunFolder.save_checkpoint`)."""
         with self.lock:
-            tmp = write_temporary(path, buf.getbuffer())
-            if path.exists():
-                os.replace(path, self.out / "checkpoint-prev.pt")
-            replace(tmp, path)
-        return path
+            return self.folder.save_checkpoint(self.state_dict())
 
-    def save_snapshot(self) -> Path:
-        """The VAE's weights at this step, in snapshots/step_NNNNNNN.pt (for metrics over training)."""
-        path = self.out / "snapshots" / f"step_{self.step:07d}.pt"
-        path.parent.mkdir(exist_ok=True)
-        buf = io.BytesIO()
-        torch.save({"step": self.step, "vae": self.vae.state_dict()}, buf)
-        atomic_write_bytes(path, buf.getvalue())
-        return path
+    def save_snapshot(self):
+        """The VAE's weights at this step, in snapshots/ (for metrics over training)."""
+        return self.folder.save_snapshot(self.step, self.vae.state_dict())
 
     def load_checkpoint(self) -> None:
-        state = load_checkpoint(self.out)
+        state = self.folder.load_checkpoint()
         if state["config"]["model"] != self.config.model:
             raise ConfigError(f"checkpoint in {self.out} is a {state['config']['model']} run")
         self.vae.load_state_dict(state["vae"])
@@ -318,10 +309,3 @@ class Trainer:
                       "noise are drawn anew from the seed and the step (the rest of the state is as saved); the run goes "
                       "on, but is not bit-identical to one trained on a single device")
         print(f"note: {self.event}", file=sys.stderr)
-
-
-def truncate_history(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint we resume from; they will be logged again."""
-    if path.exists():
-        kept = [json.dumps(r) + "\n" for r in read_history(path.parent) if r["step"] <= step]
-        atomic_write_bytes(path, "".join(kept).encode())

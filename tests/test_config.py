@@ -33,7 +33,7 @@ def test_unknown_preset_and_model_are_refused():
         TrainConfig.from_preset("smoke", model="vqvae")
 
 def test_preset_follows_the_device_and_the_papers_scale_is_asked_for_by_name():
-    from fvae_lib.train import PRESETS, default_preset
+    from fvae_lib.config import PRESETS, default_preset
 
     cfg = TrainConfig.from_preset(None, device="cpu")
     assert cfg.preset == "cpu" and cfg.batch_size == 64

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from fvae_lib.gaussians import gaussian_total_correlation
 from fvae_lib.decomposition import (
-    gaussian_total_correlation,
     kl_decomposition,
     kl_decomposition_from_posteriors,
     minibatch_stratified_tc,

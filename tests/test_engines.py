@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 # long enough to be caught mid-run (checkpoints every 20 steps), short enough for a test
-SPEC = {"preset": "smoke", "iterations": 400, "settings": "quick", "trajectory_every": -1}
+SPEC = {"preset": "smoke", "iterations": 200, "settings": "quick", "trajectory_every": -1, "metrics": ["factor_vae"]}
 
 
 def wait_for(condition, what: str, timeout_s: float = 300):
@@ -66,14 +66,14 @@ def test_a_killed_worker_fails_alone_and_its_run_finishes_on_rerun(tmp_path):
     rows = {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}
     assert all(r["status"] == "finished" for r in rows.values()), rows
     for name in rows:
-        assert_clean_history(out / name, 400)
+        assert_clean_history(out / name, 200)
 
 
 DRIVER = """
 import sys
 from fvae_lib.engines import run_sweep
 from fvae_lib.sweep import SweepSpec
-spec = SweepSpec.from_dict(dict(preset="smoke", iterations=400, settings="quick", trajectory_every=-1, grid={"betavae": [4]}))
+spec = SweepSpec.from_dict(dict(preset="smoke", iterations=200, settings="quick", trajectory_every=-1, metrics=["factor_vae"], grid={"betavae": [4]}))
 run_sweep(spec, sys.argv[1], engine=sys.argv[2], cluster=sys.argv[3] if len(sys.argv) > 3 else None, workers=1, threads=1,
           progress=False, poll_s=0.2)
 """
@@ -97,7 +97,7 @@ def test_a_rerun_after_a_killed_driver_follows_the_run_still_going_instead_of_st
     assert [r["status"] for r in rows] == ["finished"], rows
     log = (run / "sweep.log").read_text()
     assert log.count("sweep task betavae_b4") == 1, log  # one process trained it, start to end
-    assert_clean_history(run, 400)
+    assert_clean_history(run, 200)
     if engine == "submitit":
         jobs = json.loads((out / ".submitit" / JOBS_FILE).read_text())
         assert list(jobs) == ["betavae_b4"] and len([p for p in (out / ".submitit").iterdir() if p.name.isdigit()]) == 1
@@ -117,7 +117,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tm
     assert result["status"] == "finished", result
     log = (run / "sweep.log").read_text()
     assert log.count("sweep task betavae_b4") == 2 and "stopped (SystemExit)" in log, log  # requeued once, resumed
-    assert_clean_history(run, 400)
+    assert_clean_history(run, 200)
 
 
 def test_submitit_runs_a_sweep_as_one_batch_and_records_the_job_ids(tmp_path):

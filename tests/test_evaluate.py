@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fvae_lib.train import TrainConfig, Trainer
+from fvae_lib.config import TrainConfig
+from fvae_lib.train import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 

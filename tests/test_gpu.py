@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from fvae_lib.data import BatchSampler
-from fvae_lib.metrics import encoder_representation
-from fvae_lib.train import TrainConfig, Trainer, load_checkpoint, load_model
+from fvae_lib.encoding import encoder_representation
+from fvae_lib.config import TrainConfig
+from fvae_lib.runs import RunFolder, load_model
+from fvae_lib.train import Trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")]
 
@@ -29,7 +31,7 @@ def test_factorvae_trains_on_gpu_and_its_checkpoint_opens_on_a_cpu(tmp_path, sma
     assert trainer.vae.encoder.convs[0].weight.is_cuda
     assert all(np.isfinite([r["recon"], r["kl"], r["tc"], r["d_loss"]]).all() for r in rows)
     assert rows[-1]["recon"] < rows[0]["recon"]
-    state = load_checkpoint(tmp_path / "r")  # weights_only, mapped to the CPU
+    state = RunFolder(tmp_path / "r").load_checkpoint()  # weights_only, mapped to the CPU
     assert state["step"] == 60 and not state["vae"]["encoder.convs.0.weight"].is_cuda
     vae, _ = load_model(tmp_path / "r")
     x = small_replica.images(np.arange(16))
@@ -47,7 +49,7 @@ def test_resume_on_gpu_continues_the_run(tmp_path, small_replica):
     resumed = Trainer(cfg(40), tmp_path / "r", resume=True, data=small_replica, progress=False)
     assert resumed.step == 20 and resumed.sampler.packed.is_cuda
     resumed.run()
-    assert load_checkpoint(tmp_path / "r")["step"] == 40
+    assert RunFolder(tmp_path / "r").load_checkpoint()["step"] == 40
 
 
 def test_encoder_representation_on_gpu_matches_the_cpu(small_replica):

@@ -6,14 +6,13 @@ from sklearn.metrics import mutual_info_score
 
 from fvae_lib.data import FactorObservations
 from fvae_lib.gaussians import mixture_entropies
+from fvae_lib.encoding import EncodedGrid, encoder_representation
 from fvae_lib.metrics import (
-    EncodedGrid,
     beta_vae_score,
     dci,
     dci_from_importance,
     discrete_entropy,
     discrete_mutual_info,
-    encoder_representation,
     factor_vae_score,
     histogram_discretize,
     images_encoded,

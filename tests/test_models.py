@@ -44,7 +44,7 @@ def test_encoder_and_decoder_sizes_match_the_paper_table():
 
 
 def test_a_vae_is_rebuilt_from_its_saved_weights_whatever_its_shape():
-    from fvae_lib.train import vae_for_state
+    from fvae_lib.runs import vae_for_state
 
     for z_dim, channels, hidden in ((10, 1, 128), (6, 3, 256)):
         state = VAE(z_dim, channels=channels, hidden=hidden).state_dict()

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from fvae_lib import notebook
-from fvae_lib.train import TrainConfig, Trainer
+from fvae_lib.config import TrainConfig
+from fvae_lib.train import Trainer
 
 
 def _same(a, b):

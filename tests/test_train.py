@@ -11,16 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator, gaussian_total_correlation
-from fvae_lib.train import (
-    ConfigError,
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    load_checkpoint,
-    load_model,
-    read_history,
-)
+from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator
+from fvae_lib.gaussians import gaussian_total_correlation
+from fvae_lib.config import ConfigError, TrainConfig
+from fvae_lib.runs import RunFolder, load_model, read_history
+from fvae_lib.train import Trainer, TrainingDiverged
+
+
+def load_checkpoint(run):
+    return RunFolder(run).load_checkpoint()
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,7 +167,8 @@ def test_resume_drops_history_logged_after_the_checkpoint(tmp_path, small_replic
 
 KILL_SCRIPT = """
 import sys
-from fvae_lib.train import TrainConfig, Trainer
+from fvae_lib.config import TrainConfig
+from fvae_lib.train import Trainer
 cfg = TrainConfig.from_preset("smoke", iterations=int(sys.argv[2]), log_every=1, checkpoint_every=1, threads=1)
 Trainer(cfg, sys.argv[1], resume=len(sys.argv) > 3, progress=False).run()
 """
@@ -257,10 +257,10 @@ def test_cli_refuses_bad_configs_with_a_message(tmp_path):
 
 
 def test_snapshots_are_kept_and_load(tmp_path, small_replica):
-    from fvae_lib.train import load_snapshots
+    from fvae_lib.runs import RunFolder
 
     Trainer(smoke(), tmp_path / "r", data=small_replica, progress=False).run()
-    snaps = load_snapshots(tmp_path / "r")
+    snaps = RunFolder(tmp_path / "r").load_snapshots()
     assert [s for s, _ in snaps] == [20, 40]
     final, _ = load_model(tmp_path / "r")
     assert _same(snaps[-1][1].state_dict(), final.state_dict())
