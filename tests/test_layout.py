@@ -62,3 +62,35 @@ def test_imports_run_one_way_and_modules_stay_readable(rel, path):
     assert not upward, f"{rel} (layer {LAYER_OF[me]}) imports higher layers: {sorted(upward)}"
     lines = len(path.read_text().splitlines())
     assert lines <= 400, f"{rel} has {lines} lines; split it by concern"
+
+
+def readme_layout_lines() -> dict[str, int]:
+    """{module: its line in the README's layout block}, for every module the block names."""
+    import re
+
+    text = (PACKAGE.parent / "README.md").read_text()
+    block = text[text.index("## Layout"):]
+    block = block[block.index("```") + 3:]
+    block = block[: block.index("```")]
+    lines, found = [], {}
+    for line in block.splitlines():
+        if line.startswith("notebooks/"):
+            break
+        lines.append(line.replace("fvae_lib/", " "))
+    for i, line in enumerate(lines):  # modules are written name.py, subpackages name/ (...)
+        for name in re.findall(r"\b(\w+)(?:\.py\b|/ \()", line):
+            found.setdefault(name, i)
+    return found
+
+
+def test_the_readme_layout_names_every_module_on_a_line_no_lower_than_its_imports():
+    """The README says each line imports only from its own line and those above it: check it against the code."""
+    where = readme_layout_lines()
+    missing = {top_module(rel) for rel, _ in modules()} - set(where) - {"__init__"}
+    assert not missing, f"the README's layout does not name {sorted(missing)}"
+    for rel, path in modules():
+        me = top_module(rel)
+        if me not in where:
+            continue
+        above = {m for m in imported_modules(path, rel) - {me} if m in where and where[m] > where[me]}
+        assert not above, f"{rel} (README line {where[me]}) imports modules the README lists below it: {sorted(above)}"
