@@ -68,19 +68,17 @@ def main():
     parser.add_argument("--mig-samples", default="1000", help="num_samples values for mig_sampled (Chen's MIG), comma-separated; 0 skips")
     args = parser.parse_args()
 
-    from pathlib import Path
-
     import torch
 
     from fvae_lib.data import DSprites
     from fvae_lib.encoding import EncodedGrid, encoder_representation
     from fvae_lib.metrics import beta_vae_score, dci, factor_vae_score, mig, mig_sampled
     from fvae_lib.config import TrainConfig
-    from fvae_lib.runs import load_model
+    from fvae_lib.runs import RunFolder, load_model
     from fvae_lib.train import Trainer
 
     data = DSprites(source="replica", progress=False)
-    if (Path(args.run) / "checkpoint.pt").exists():
+    if RunFolder(args.run).has_checkpoint():
         vae, _ = load_model(args.run)
         print(f"encoder from {args.run}")
     else:

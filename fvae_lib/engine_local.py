@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from .storage import FolderLock
+from .runs import RunFolder
 from .sweep import run_task, task_state
 
 
@@ -99,7 +99,7 @@ class LocalEngine:
 
     def attach(self, task: dict):
         """A handle on the process of this machine already holding this run's folder, else None."""
-        lock = FolderLock(task["folder"])
+        lock = RunFolder(task["folder"]).lock()
         if not lock.held_elsewhere():
             return None
         return AttachedRun(task, lock.holder() or {}, lock.held_elsewhere)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .config import ConfigError
 from .engine_local import AttachedRun, _outcome
-from .storage import FolderLock, atomic_write_bytes
+from .runs import RunFolder
+from .storage import atomic_write_bytes
 from .sweep import run_task
 
 # submitit's parameters shared by every cluster; any other --slurm KEY is passed to SLURM as slurm_KEY
@@ -149,7 +150,7 @@ class SubmititEngine:
         if not entry or entry.get("cluster") != self.cluster:
             return None
         if self.cluster != "slurm":  # submitit's local executor: the job's process holds the run folder's lock
-            lock = FolderLock(task["folder"])
+            lock = RunFolder(task["folder"]).lock()
             return AttachedRun(task, lock.holder() or {}, lock.held_elsewhere) if lock.held_elsewhere() else None
         job = self.executor._executor.job_class(folder=self.executor.folder, job_id=entry["job_id"])
         try:  # sacct's answer; a job sacct does not know yet (UNKNOWN) counts as not done

@@ -13,9 +13,11 @@ A run folder holds:
     .lock                held while a process writes here (:class:`fvae_lib.storage.FolderLock`)
     *.png                figures
 
-Every file is written atomically (a temporary, then a rename): a kill never leaves half a file. The trainer
-(:mod:`fvae_lib.train`) writes the training files through here; evaluation, sweeps, the notebooks and the
-command line read and write the rest through here too, and no other module names these files.
+Every file but the two logs is written atomically (a temporary, then a rename): a kill never leaves half a file;
+history.jsonl and sweep.log are appended, and a line a kill cut short is skipped when read. The trainer
+(:mod:`fvae_lib.train`) writes the training files through here; evaluation, sweeps, the engines, the notebooks
+and the command line read and write the rest through here too (the lock's own file name is
+:class:`fvae_lib.storage.FolderLock`'s).
 """
 from __future__ import annotations
 

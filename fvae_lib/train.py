@@ -33,11 +33,6 @@ class TrainingDiverged(RuntimeError):
     """A loss term became NaN or infinite; the message names the step and the term."""
 
 
-def term_names(config: TrainConfig) -> list[str]:
-    """The scalar terms a run of this model logs, in order (the per-latent KL follows them)."""
-    return METHODS[config.model].terms.names()
-
-
 class Trainer:
     """Trains one run in a run folder, resumable at any checkpoint.
 
@@ -96,12 +91,12 @@ class Trainer:
                     f"--resume with settings that differ from the run in {self.out}: "
                     + ", ".join(f"{k}={getattr(config, k)!r} (run has {getattr(saved, k)!r})" for k in sorted(diff)))
         elif resume:
-            raise ConfigError(f"nothing to resume in {self.out}: it has no config.json")
+            raise ConfigError(f"nothing to resume in {self.out}: it has no {RunFolder.CONFIG}")
 
     def _setup(self, config: TrainConfig, data, progress: bool, step: Callable | None) -> None:
         self.config = config
         self.method = METHODS[config.model]
-        self.step_fn = step or self.method.step
+        self.step_fn = step if step is not None else self.method.step
         self.device = resolve_device(config.device)
         self.precision, self.channels_last = resolve_fast_path(config, self.device)
         self.data = data if data is not None else DSprites(source=config.data_source, steps=config.data_steps, progress=progress)
@@ -159,6 +154,10 @@ class Trainer:
         self.vae.train()
         terms = self.step_fn(*self.step_arguments())
         if isinstance(terms, dict):  # a step of one's own may return its terms by name
+            wanted = set(self.method.terms.names()) | {"kl_per_dim"}
+            if set(terms) != wanted:
+                raise TypeError(f"the step returned terms {sorted(terms)}; a {self.config.model} step returns "
+                                f"{sorted(wanted)} (missing: {sorted(wanted - set(terms))}, unknown: {sorted(set(terms) - wanted)})")
             terms = self.method.terms(**{k: torch.as_tensor(v, device=self.device).detach().float() for k, v in terms.items()})
         self.step += 1
         return terms
@@ -205,7 +204,7 @@ class Trainer:
                   unit="it", dynamic_ncols=True) as bar:
             while self.step < cfg.iterations:
                 slot = self.step - window_start  # before the step: train_step() advances self.step
-                window[slot] = self.train_step().as_row()
+                window[slot] = self.train_step().as_row().detach()  # a step of one's own may not detach its terms
                 if self.thread_policy:
                     self.thread_policy.after_step()
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:

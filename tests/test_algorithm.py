@@ -64,3 +64,16 @@ def test_the_trainer_calls_any_step_with_the_signature_methods_describes(tmp_pat
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in mine.folder.read_history()] == [10, 20]
     assert METHODS["factorvae"].batches == 2 and METHODS["betavae"].hyperparameters == ("beta",)
+
+
+def test_a_step_that_returns_the_wrong_terms_is_told_which(tmp_path, small_replica):
+    import pytest
+
+    def forgetful(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta, noise, autocast):
+        terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta, noise, autocast)
+        return {"recon": terms.recon, "kl": terms.kl, "loss": terms.loss, "kl_per_dim": terms.kl_per_dim, "d_los": terms.d_loss}
+
+    trainer = Trainer(TrainConfig.from_preset("smoke", threads=1), tmp_path / "r", data=small_replica, progress=False, step=forgetful)
+    with pytest.raises(TypeError, match=r"missing: \['d_acc', 'd_loss', 'tc'\], unknown: \['d_los'\]"):
+        trainer.train_step()
+    trainer.close()
