@@ -69,7 +69,7 @@ def main():
     parser.add_argument("--fast", default="bf16+cl", help="the fast path: tokens bf16, cl, compile[=mode] joined by +")
     args = parser.parse_args()
     from fvae_lib.data import DSprites
-    from fvae_lib.plots import _figure, save_figure
+    from fvae_lib.plots import new_figure, save_figure
 
     data = DSprites(source="replica", progress=False)
     hist = {}
@@ -95,7 +95,7 @@ def main():
         cross = np.mean([gap(a, b, k) for a, b in cross_pairs])
         print(f"{k:<8}{noise:>22.4f}{cross:>15.4f}{cross / noise:>8.2f}")
 
-    fig = _figure(figsize=(13, 3))
+    fig = new_figure(figsize=(13, 3))
     axes = fig.subplots(1, len(KEYS))
     for ax, k in zip(axes, KEYS):
         for name, h in hist.items():

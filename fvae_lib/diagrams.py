@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .objectives import permute_dims
-from .plots import _figure
+from .plots import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,7 +26,7 @@ def permutation_picture(batch: int = 6, dims: int = 4, seed: int = 0) -> Figure:
     g = torch.Generator().manual_seed(seed)
     origin = torch.arange(batch, dtype=torch.float32)[:, None].expand(batch, dims).contiguous()  # cell -> its row
     permuted = permute_dims(origin, g)
-    fig = _figure(figsize=(1.0 + 1.3 * dims, 0.5 + 0.42 * batch), layout="constrained")
+    fig = new_figure(figsize=(1.0 + 1.3 * dims, 0.5 + 0.42 * batch), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, grid, title in zip(axes, (origin, permuted), ("a batch of codes z (one colour per code)",
                                                           "permute_dims(z): each column shuffled on its own")):
@@ -76,7 +76,7 @@ def algorithm2_diagram() -> Figure:
     """One iteration of Algorithm 2 (Kim & Mnih 2018) as a flow chart: the VAE step, then the D step."""
     from matplotlib.patches import FancyBboxPatch
 
-    fig = _figure(figsize=(10, 5.4))
+    fig = new_figure(figsize=(10, 5.4))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 10.6)
     ax.set_ylim(0, 6.6)

@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .gaussians import reparameterise
+
 Represent = Callable[[torch.Tensor], np.ndarray]
 
 
@@ -70,8 +72,8 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
                     mu, logvar = vae.encoder(x)
                 mu, logvar = mu.float(), logvar.float()
                 if output == "sample":
-                    eps = torch.randn(mu.shape, generator=noise).to(mu.device)
-                    out.append((mu + torch.exp(0.5 * logvar) * eps).cpu())
+                    eps = torch.randn(mu.shape, generator=noise).to(mu.device)  # drawn on the CPU: the same on any device
+                    out.append(reparameterise(mu, logvar, eps=eps).cpu())
                 else:
                     out.append((mu if output == "mean" else torch.cat([mu, logvar], dim=1)).cpu())
         finally:

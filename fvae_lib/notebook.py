@@ -27,6 +27,7 @@ import torch
 
 from .config import SMOKE_GRID, TrainConfig, default_preset
 from .device import default_device, device_name
+from .paths import configured_folder
 from .runs import RunFolder
 from .train import Trainer
 
@@ -112,13 +113,7 @@ def keep_runs_on_drive(folder: str = "fvae-runs") -> Path:
 
 def runs_dir() -> Path:
     """``$FVAE_RUNS_DIR``, else the ``runs/`` folder of a source checkout, else ``./runs``."""
-    env = os.environ.get("FVAE_RUNS_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").is_file():
-        return repo / "runs"
-    return Path("runs").resolve()
+    return configured_folder("FVAE_RUNS_DIR", "runs", Path("runs").resolve())
 
 
 def run_folder(name: str, mode: Mode) -> Path:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # matplotlib is imported lazily; the annotations say which fu
     from matplotlib.figure import Figure
 
 
-def _figure(*args, **kwargs) -> Figure:
+def new_figure(*args, **kwargs) -> Figure:
     # Figure() rather than pyplot.figure(): no global state, works headless, nothing to close.
     from matplotlib.figure import Figure
 
@@ -84,7 +84,7 @@ def factor_samples(data, per_factor: int = 8, base: np.ndarray | None = None) ->
     """
     sizes = np.asarray(data.factor_sizes)
     base = sizes // 2 if base is None else np.asarray(base)
-    fig = _figure(figsize=(1.1 * per_factor + 1.6, 1.2 * len(sizes)))
+    fig = new_figure(figsize=(1.1 * per_factor + 1.6, 1.2 * len(sizes)))
     axes = fig.subplots(len(sizes), per_factor, squeeze=False)
     for k, name in enumerate(data.factor_names):
         picks = np.unique(np.linspace(0, sizes[k] - 1, per_factor).round().astype(int))
@@ -142,7 +142,7 @@ def reconstructions(vae, data, n: int = 8, rng: np.random.Generator | None = Non
     with torch.no_grad():
         mu, _ = vae.encoder(x.to(_device_of(vae)))
         recon = torch.sigmoid(vae.decoder(mu)).float().cpu()
-    fig = _figure(figsize=(1.1 * n, 2.5))
+    fig = new_figure(figsize=(1.1 * n, 2.5))
     axes = fig.subplots(2, n, squeeze=False)
     for j in range(n):
         for row, img in enumerate((x[j, 0], recon[j, 0])):
@@ -189,7 +189,7 @@ def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.
     order = np.argsort(-kl.numpy())
     values = np.linspace(-limit, limit, n_values)
     imgs = traversal_images(vae, x, values, order)
-    fig = _figure(figsize=(0.9 * n_values + 1.6, 0.9 * len(order) + 0.6))
+    fig = new_figure(figsize=(0.9 * n_values + 1.6, 0.9 * len(order) + 0.6))
     axes = fig.subplots(len(order), n_values, squeeze=False)
     for row, j in enumerate(order):
         collapsed = kl[j] < COLLAPSED_KL
@@ -210,7 +210,7 @@ def kl_bars(kl, ax=None) -> Figure:
     kl = np.asarray(kl)
     fig = None
     if ax is None:
-        fig = _figure(figsize=(5, 2.6))
+        fig = new_figure(figsize=(5, 2.6))
         ax = fig.subplots()
     colors = ["lightgrey" if k < COLLAPSED_KL else "C0" for k in kl]
     ax.bar(np.arange(len(kl)), kl, color=colors)
@@ -230,7 +230,7 @@ def training_curves(history: list[dict]) -> Figure:
         raise ValueError("the history is empty: the run has logged nothing yet")
     steps = np.array([r["step"] for r in history])
     has_d = "d_loss" in history[0]
-    fig = _figure(figsize=(10, 6.2 if has_d else 3.2))
+    fig = new_figure(figsize=(10, 6.2 if has_d else 3.2))
     axes = fig.subplots(2 if has_d else 1, 2, squeeze=False).ravel()
     series = [("recon", "reconstruction (nats/image)"), ("kl", "KL(q(z|x) ‖ p(z)) (nats)")]
     if has_d:
@@ -295,7 +295,7 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
     if not order:
         order = list(np.argsort(-score)[:1])
     means = mean_code_by_factor(codes, factors, data.factor_sizes)
-    fig = _figure(figsize=(2.1 * len(data.factor_sizes), 1.3 * len(order) + 0.6))
+    fig = new_figure(figsize=(2.1 * len(data.factor_sizes), 1.3 * len(order) + 0.6))
     axes = fig.subplots(len(order), len(data.factor_sizes), squeeze=False, sharey="row")
     for r, j in enumerate(order):
         for k, name in enumerate(data.factor_names):
@@ -316,7 +316,7 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
 
 def decoded_image_png(vae, code, size_inches: float = 2.4) -> bytes:
     """PNG bytes of the decoder's Bernoulli mean for one latent code (what the explorer displays)."""
-    fig = _figure(figsize=(size_inches, size_inches))
+    fig = new_figure(figsize=(size_inches, size_inches))
     ax = fig.subplots()
     ax.imshow(decode_codes(vae, [code])[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])

@@ -22,6 +22,7 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .models import VAE
+from .paths import CHECKOUT, configured_folder
 from .runs import RunFolder, vae_for_state
 from .storage import atomic_write_bytes
 
@@ -30,8 +31,7 @@ RUN_FILES = (RunFolder.CONFIG, RunFolder.HISTORY, RunFolder.METRICS, RunFolder.T
 
 def reference_dir() -> Path:
     """``$FVAE_REFERENCE``, else the ``reference/`` folder of the source checkout this package runs from."""
-    env = os.environ.get("FVAE_REFERENCE")
-    path = Path(env).expanduser() if env else Path(__file__).resolve().parent.parent / "reference"
+    path = configured_folder("FVAE_REFERENCE", "reference", CHECKOUT / "reference")
     if not (path / "results.jsonl").is_file():
         raise FileNotFoundError(
             f"no reference results in {path}: they ship in the repository's reference/ folder. Run from a clone "

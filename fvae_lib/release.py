@@ -26,6 +26,7 @@ import os
 import re
 from pathlib import Path
 
+from .paths import CHECKOUT
 from .storage import atomic_write_bytes
 
 STUB = "raise NotImplementedError  # your code here"
@@ -42,7 +43,7 @@ def _nbformat():
 
 
 def notebooks_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return CHECKOUT / "notebooks"
 
 
 def exercises(nb) -> list[tuple[int, str, str]]:

@@ -59,6 +59,11 @@ def pareto_front(groups: list[dict], error: str = RECONSTRUCTION, score: str = "
     return [g for g in groups if not beaten(g)]
 
 
+def setting_label(model: str, value: float) -> str:
+    """A run's setting as the figures and tables write it: ``β=4`` (β-VAE) or ``γ=35`` (FactorVAE)."""
+    return f"{'β' if model == 'betavae' else 'γ'}={value:g}"
+
+
 def label(group: dict) -> str:
-    """``β=4`` or ``γ=35``."""
-    return f"{'β' if group['model'] == 'betavae' else 'γ'}={group['value']:g}"
+    """:func:`setting_label` of a summarised group."""
+    return setting_label(group["model"], group["value"])

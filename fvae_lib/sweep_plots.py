@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .plots import _figure
-from .results import METRIC_LABELS, RECONSTRUCTION, label, summarise
+from .plots import new_figure
+from .results import METRIC_LABELS, RECONSTRUCTION, label, setting_label, summarise
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -43,7 +43,7 @@ def tradeoff(rows: list[dict], metrics=("factor_vae.eval_accuracy", "beta_vae.ev
              title: str | None = None) -> Figure:
     """Reconstruction error (x) against each metric (y): better is up and to the left."""
     groups = summarise(rows, [RECONSTRUCTION, *metrics])
-    fig = _figure(figsize=(4.2 * len(metrics), 3.6), layout="constrained")
+    fig = new_figure(figsize=(4.2 * len(metrics), 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, metric in zip(axes, metrics):
         _scatter_groups(ax, groups, RECONSTRUCTION, metric)
@@ -57,7 +57,7 @@ def tradeoff(rows: list[dict], metrics=("factor_vae.eval_accuracy", "beta_vae.ev
 
 def metric_over_training(trajectories: list[dict], title: str | None = None) -> Figure:
     """The FactorVAE metric of each run's snapshots along training: one line per seed, the mean thicker."""
-    fig = _figure(figsize=(8.4, 3.4), layout="constrained")
+    fig = new_figure(figsize=(8.4, 3.4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, model in zip(axes, ("betavae", "factorvae")):
         mine = [t for t in trajectories if t["model"] == model]
@@ -73,7 +73,7 @@ def metric_over_training(trajectories: list[dict], title: str | None = None) -> 
             steps = sorted({s for points in runs.values() for s, _ in points})
             mean = [np.mean([v for points in runs.values() for s, v in points if s == step]) for step in steps]
             ax.plot(steps, mean, color=color, lw=2, marker="o", ms=3,
-                    label=f"{'β' if model == 'betavae' else 'γ'}={value:g} ({len(runs)} seeds)")
+                    label=f"{setting_label(model, value)} ({len(runs)} seeds)")
         ax.set_title(NAMES[model], fontsize=9)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
@@ -87,7 +87,7 @@ def information_and_tc(rows: list[dict], title: str | None = None) -> Figure:
     """The KL decomposition of each group: I(x; z) (x) against TC (y). FactorVAE should lower TC and keep I."""
     x, y = "decomposition.mutual_info", "decomposition.total_correlation"
     groups = summarise(rows, [x, y])
-    fig = _figure(figsize=(4.6, 3.6), layout="constrained")
+    fig = new_figure(figsize=(4.6, 3.6), layout="constrained")
     ax = fig.subplots()
     _scatter_groups(ax, groups, x, y)
     ax.legend(fontsize=7)
@@ -105,7 +105,7 @@ def tc_along_training(histories: dict[str, list[dict]], decomposed: dict[str, li
     :func:`fvae_lib.reference.read_trajectories` that have them), drawn as points with ±2 standard errors; or
     one number, the final encoder's TC, drawn as a star at the last step.
     """
-    fig = _figure(figsize=(6.2, 3.6), layout="constrained")
+    fig = new_figure(figsize=(6.2, 3.6), layout="constrained")
     ax = fig.subplots()
     for k, (name, history) in enumerate(histories.items()):
         steps = np.array([h["step"] for h in history if "tc" in h])
@@ -142,13 +142,13 @@ def decomposition_along_training(trajectories: list[dict], title: str | None = N
     if not runs:
         raise ValueError("no trajectory point has the KL decomposition: sweep with trajectory_decomposition = true "
                          "(or a list of run names) to add it")
-    fig = _figure(figsize=(8.4, 3.4), layout="constrained")
+    fig = new_figure(figsize=(8.4, 3.4), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     for k, (name, points) in enumerate(sorted(runs.items(), key=lambda item: (item[1][0]["model"], item[1][0]["value"]))):
         points = sorted(points, key=lambda p: p["step"])
         model, value = points[0]["model"], points[0]["value"]
         style = dict(color=f"C{k}", marker="o", ms=4, ls="--" if model == "betavae" else "-",
-                     label=f"{NAMES[model]} {'β' if model == 'betavae' else 'γ'}={value:g}"
+                     label=f"{NAMES[model]} {setting_label(model, value)}"
                            + (f" (seed {points[0]['seed']})" if points[0]["seed"] else ""))
         steps = [p["step"] for p in points]
         axes[0].plot(steps, [p["mutual_info"] for p in points], **style)

@@ -26,7 +26,7 @@ from fvae_lib.data import (
     GroundTruthData,
     render_dsprites,
 )
-from fvae_lib.data.cache import _read_cache
+from fvae_lib.data.cache import read_cache
 from fvae_lib.data.replica import _inside_heart
 
 REPO = Path(__file__).resolve().parent.parent
@@ -309,7 +309,7 @@ def test_damaged_cache_is_detected_and_rebuilt(tmp_path, full_replica):
         f.write(bytes([byte[0] ^ 0xFF]))
     expect = json.loads(sidecar.read_text())
     with pytest.raises(DatasetError, match="checksum"):
-        _read_cache(npy, {"rows": expect["rows"]}, verify=True)
+        read_cache(npy, {"rows": expect["rows"]}, verify=True)
 
 
 # ---------------------------------------------------------------- the sampler

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fvae_lib"
 
 # Lower layers never import higher ones: a module may import its own layer or those below it.
 LAYERS = [
-    {"device", "storage", "gaussians", "threads", "results"},  # no fvae_lib imports at all, or only each other
+    {"device", "paths", "storage", "gaussians", "threads", "results"},  # no fvae_lib imports at all, or only each other
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..paths import configured_folder
 from ..storage import atomic_write_bytes, replace, temporary_path
 from .protocol import DatasetError
 from .spec import IMAGE_SIZE, PACKED_BYTES
@@ -38,13 +39,7 @@ def unpack_images(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> t
 
 def default_data_dir() -> Path:
     """``$FVAE_DATA_DIR``, else the ``data/`` folder of a source checkout, else ``~/.cache/fvae_lib``."""
-    env = os.environ.get("FVAE_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "data").is_dir():
-        return repo / "data"
-    return Path.home() / ".cache" / "fvae_lib"
+    return configured_folder("FVAE_DATA_DIR", "data", Path.home() / ".cache" / "fvae_lib", existing=True)
 
 
 def _ensure_writable(folder: Path) -> None:
@@ -60,7 +55,7 @@ def _ensure_writable(folder: Path) -> None:
         ) from None
 
 
-def _write_cache(npy: Path, n: int, chunks, meta: dict, progress: bool, desc: str) -> dict:
+def write_cache(npy: Path, n: int, chunks, meta: dict, progress: bool, desc: str) -> dict:
     """Write the rows yielded by ``chunks`` (arrays (m, 512) uint8) into ``npy`` atomically.
 
     Returns the metadata written to the sidecar JSON (with sha256 and the count of on-pixels added).
@@ -99,8 +94,8 @@ def _write_cache(npy: Path, n: int, chunks, meta: dict, progress: bool, desc: st
     return meta
 
 
-def _read_cache(npy: Path, expect: dict, verify: bool) -> tuple[np.ndarray, dict]:
-    """Load a cache written by :func:`_write_cache`; raise DatasetError if it is not whole and right."""
+def read_cache(npy: Path, expect: dict, verify: bool) -> tuple[np.ndarray, dict]:
+    """Load a cache written by :func:`write_cache`; raise DatasetError if it is not whole and right."""
     sidecar = npy.with_suffix(".json")
     if not npy.exists() or not sidecar.exists():
         raise DatasetError(f"{npy} is missing or was never completed")

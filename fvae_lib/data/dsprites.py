@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import _read_cache, _write_cache, default_data_dir, pack_images, unpack_images
+from .cache import read_cache, write_cache, default_data_dir, pack_images, unpack_images
 from .protocol import DatasetError, FactorGridMixin
-from .real_file import _WHAT_TO_DO, _stream_real_images, inspect_real_file
+from .real_file import HOW_TO_GET_THE_FILE, stream_real_images, inspect_real_file
 from .replica import REPLICA_VERSION, render_dsprites
 from .spec import FACTOR_NAMES, FULL_SIZES, FULL_VALUES, IMAGE_SIZE, REAL_FILENAME, REAL_MD5, _grid_classes, _reduce_grid
 
@@ -53,7 +53,7 @@ class DSprites(FactorGridMixin):
         if source == "auto":
             source = resolve_source(source, real_path)
         if source == "real" and not real_path.exists():
-            raise DatasetError(f"{real_path} does not exist. {_WHAT_TO_DO}")
+            raise DatasetError(f"{real_path} does not exist. {HOW_TO_GET_THE_FILE}")
         self.source = source
         self._device_cache: dict[str, torch.Tensor] = {}
         if source == "real":
@@ -82,7 +82,7 @@ class DSprites(FactorGridMixin):
         reduced = steps and any(int(v) > 1 for v in steps.values())
         if npy.exists() or not reduced:
             try:
-                packed, meta = _read_cache(npy, expect, verify)
+                packed, meta = read_cache(npy, expect, verify)
                 _spot_check(packed, npy)
                 return packed, npy, meta
             except DatasetError as err:
@@ -105,8 +105,8 @@ class DSprites(FactorGridMixin):
                 idx = np.arange(s, min(n, s + chunk))
                 yield pack_images(render_dsprites(np.stack(np.unravel_index(idx, FULL_SIZES), 1)))
 
-        meta = _write_cache(npy, n, chunks(), dict(expect), progress, "building the dSprites replica")
-        packed, meta = _read_cache(npy, expect, verify=False)
+        meta = write_cache(npy, n, chunks(), dict(expect), progress, "building the dSprites replica")
+        packed, meta = read_cache(npy, expect, verify=False)
         return packed, npy, meta
 
     def _load_real(self, path, verify, progress):
@@ -114,18 +114,18 @@ class DSprites(FactorGridMixin):
         if info["n"] == math.prod(FULL_SIZES) and info["md5"] != REAL_MD5:
             msg = f"{path} has the structure of dSprites but md5 {info['md5']}, not the official {REAL_MD5}"
             if verify:
-                raise DatasetError(msg + f". {_WHAT_TO_DO}")
+                raise DatasetError(msg + f". {HOW_TO_GET_THE_FILE}")
             warnings.warn(msg, stacklevel=3)
         grid = [np.asarray(g) for g in info["grid"]]
         npy = self.data_dir / f"dsprites_real_{info['md5'][:12]}.npy"
         expect = {"source": "real", "md5": info["md5"], "rows": info["n"], "grid": info["grid"]}
         try:
-            packed, meta = _read_cache(npy, expect, verify)
+            packed, meta = read_cache(npy, expect, verify)
         except DatasetError as err:
             if npy.exists():
                 warnings.warn(f"re-reading {path}: {err}", stacklevel=3)
-            _write_cache(npy, info["n"], _stream_real_images(path, info["n"]), dict(expect), progress, f"reading {path.name}")
-            packed, meta = _read_cache(npy, expect, verify=False)
+            write_cache(npy, info["n"], stream_real_images(path, info["n"]), dict(expect), progress, f"reading {path.name}")
+            packed, meta = read_cache(npy, expect, verify=False)
         return grid, packed, npy, meta
 
     # -- the protocol ---------------------------------------------------------------------------
