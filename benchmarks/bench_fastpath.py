@@ -69,7 +69,8 @@ def main():
     parser.add_argument("--fast", default="bf16+cl", help="the fast path: tokens bf16, cl, compile[=mode] joined by +")
     args = parser.parse_args()
     from fvae_lib.data import DSprites
-    from fvae_lib.plots import new_figure, save_figure
+    from fvae_lib.display import new_figure
+    from fvae_lib.plots import save_figure
 
     data = DSprites(source="replica", progress=False)
     hist = {}

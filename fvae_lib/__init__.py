@@ -1,6 +1,6 @@
 """fvae_lib: FactorVAE ("Disentangling by Factorising", Kim & Mnih, ICML 2018) as a small tested library."""
 from .data import BatchSampler, DatasetError, DSprites, GroundTruthData, render_dsprites
-from .plots import show_figures_in_notebooks
+from .display import show_figures_in_notebooks
 
 __version__ = "0.2.0"
 __all__ = ["BatchSampler", "DatasetError", "DSprites", "GroundTruthData", "render_dsprites"]

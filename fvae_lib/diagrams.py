@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .objectives import permute_dims
-from .plots import new_figure
+from .display import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -8,60 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .display import new_figure
 from .storage import atomic_write_bytes
 
 if TYPE_CHECKING:  # matplotlib is imported lazily; the annotations say which functions return a figure
     from matplotlib.figure import Figure
-
-
-def new_figure(*args, **kwargs) -> Figure:
-    # Figure() rather than pyplot.figure(): no global state, works headless, nothing to close.
-    from matplotlib.figure import Figure
-
-    return Figure(*args, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------------
-# Showing figures in notebooks, whatever the matplotlib backend
-# --------------------------------------------------------------------------------------------------
-
-_FIGURE_MIME_TYPES = ("image/png", "image/svg+xml", "image/jpeg", "application/pdf")
-
-
-def figure_png(fig, dpi: int | None = None) -> bytes:
-    """The figure as PNG bytes, cropped to its content (what a notebook shows and a widget displays)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or fig.dpi, bbox_inches="tight", facecolor="white")
-    return buf.getvalue()
-
-
-def show_figures_in_notebooks() -> bool:
-    """Make a bare ``Figure`` display as a picture in the running IPython kernel; True if it now does.
-
-    The library's figures are ``matplotlib.figure.Figure`` objects built without pyplot (no global state).
-    IPython shows such an object as a picture only once something has registered a display formatter for
-    it, which matplotlib's inline backend does when pyplot is first imported; before that, or under
-    another backend (``MPLBACKEND=Agg``), a cell ending in a figure prints ``<Figure size ... with N
-    Axes>``. This registers a PNG formatter for ``Figure`` in the kernel, unless one is registered already
-    (an inline backend's own choice, SVG or retina, is kept; pyplot's later import replaces ours cleanly).
-    Called when :mod:`fvae_lib` is imported; does nothing outside IPython. Works the same in JupyterLab,
-    the classic Notebook, VS Code and Colab, which all run IPython kernels.
-    """
-    import sys
-
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
-    if not formatters or "image/png" not in formatters:
-        return False
-    if any(formatters[m].for_type_by_name("matplotlib.figure", "Figure") is not None
-           for m in _FIGURE_MIME_TYPES if m in formatters):
-        return True
-    formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", figure_png)
-    return True
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -307,45 +258,3 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
         axes[r, 0].set_ylabel(f"z{j}", fontsize=9)
     fig.suptitle("mean code against each factor (a disentangled latent moves with one factor only)", fontsize=9)
     return fig
-
-
-# --------------------------------------------------------------------------------------------------
-# The interactive explorer (core ipywidgets), built on the same decoding as the static traversals
-# --------------------------------------------------------------------------------------------------
-
-
-def decoded_image_png(vae, code, size_inches: float = 2.4) -> bytes:
-    """PNG bytes of the decoder's Bernoulli mean for one latent code (what the explorer displays)."""
-    fig = new_figure(figsize=(size_inches, size_inches))
-    ax = fig.subplots()
-    ax.imshow(decode_codes(vae, [code])[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([]), ax.set_yticks([])
-    return figure_png(fig)
-
-
-def latent_explorer(vae, data, rng: np.random.Generator | None = None, limit: float = 3.0):
-    """A slider per latent and the decoded image, updating as the sliders move.
-
-    Starts at the mean code of one dataset image. The picture is an ``ipywidgets.Image`` holding PNG
-    bytes, so it shows under any matplotlib backend and touches no pyplot state. Needs a live kernel;
-    :func:`traversals` is the static figure of the same decoding (:func:`decode_codes`), for a notebook
-    read without one.
-    """
-    import ipywidgets as widgets
-
-    rng = rng or np.random.default_rng(0)
-    x = data.sample_observations(data.sample_factors(256, rng))
-    mu, kl = encode_stats(vae, x)
-    start = mu[0].numpy()
-    sliders = [widgets.FloatSlider(value=float(v), min=-limit, max=limit, step=0.05,
-                                   description=f"z{j} ({kl[j]:.1f})", continuous_update=True,
-                                   style={"description_width": "70px"}) for j, v in enumerate(start)]
-    image = widgets.Image(format="png", layout=widgets.Layout(width="240px"))
-
-    def redraw(_=None):
-        image.value = decoded_image_png(vae, [s.value for s in sliders])
-
-    for s in sliders:
-        s.observe(redraw, names="value")
-    redraw()
-    return widgets.HBox([widgets.VBox(sliders), image])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .plots import new_figure
+from .display import new_figure
 from .results import METRIC_LABELS, RECONSTRUCTION, label, setting_label, summarise
 
 if TYPE_CHECKING:

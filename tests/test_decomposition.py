@@ -114,7 +114,7 @@ def test_minibatch_weighted_tc_agrees_once_its_documented_offset_is_removed():
 
 
 def test_posterior_sampler_draws_codes_a_discriminator_can_train_on(small_replica):
-    from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator, posterior_sampler
+    from fvae_lib.density_ratio import estimate_tc, fit_tc_discriminator, posterior_sampler
     from fvae_lib.models import VAE
 
     torch.manual_seed(0)

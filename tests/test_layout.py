@@ -8,11 +8,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fvae_lib"
 
 # Lower layers never import higher ones: a module may import its own layer or those below it.
 LAYERS = [
-    {"device", "paths", "storage", "gaussians", "threads", "results"},  # no fvae_lib imports at all, or only each other
+    {"device", "paths", "storage", "gaussians", "threads", "results", "display"},  # no fvae_lib imports at all, or only each other
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
-    {"decomposition", "metrics", "runs"},  # estimators and scores; reading run folders
-    {"train", "plots", "sweep_plots", "diagrams"},  # the training loop; figures
+    {"decomposition", "density_ratio", "metrics", "runs"},  # estimators and scores; reading run folders
+    {"train", "plots", "explorer", "sweep_plots", "diagrams"},  # the training loop; figures
     {"evaluate", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
     {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
     {"sweep_table", "engine_local", "engine_submitit"},  # a sweep's table; the two engines

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from fvae_lib import plots
+from fvae_lib import display, plots
 from fvae_lib.models import VAE
 
 
@@ -45,7 +45,9 @@ def test_training_curves():
 def test_latent_explorer_builds_a_slider_per_latent_and_redraws(vae, small_replica):
     import ipywidgets as widgets
 
-    box = plots.latent_explorer(vae, small_replica)
+    from fvae_lib.explorer import latent_explorer
+
+    box = latent_explorer(vae, small_replica)
     sliders = [w for w in box.children[0].children if isinstance(w, widgets.FloatSlider)]
     image = box.children[1]
     assert len(sliders) == 10 and isinstance(image, widgets.Image)
@@ -70,16 +72,16 @@ def test_figures_display_as_pictures_in_a_kernel_whatever_the_backend(ipython_sh
     fig = plots.kl_bars([1.0, 0.2])
     data, _ = ipython_shell.display_formatter.format(fig)
     assert "image/png" not in data and data["text/plain"].startswith("<Figure size")  # what learners saw
-    assert plots.show_figures_in_notebooks()
+    assert display.show_figures_in_notebooks()
     data, _ = ipython_shell.display_formatter.format(fig)
     assert data["image/png"][:4] == b"\x89PNG"
-    assert plots.show_figures_in_notebooks()  # idempotent
+    assert display.show_figures_in_notebooks()  # idempotent
 
 
 def test_an_inline_backends_own_figure_format_is_kept(ipython_shell):
     svg = ipython_shell.display_formatter.formatters["image/svg+xml"]
     svg.for_type(Figure, lambda fig: "<svg/>")
-    assert plots.show_figures_in_notebooks()
+    assert display.show_figures_in_notebooks()
     data, _ = ipython_shell.display_formatter.format(plots.kl_bars([1.0]))
     assert data["image/svg+xml"] == "<svg/>" and "image/png" not in data
 
@@ -88,7 +90,7 @@ def test_outside_ipython_nothing_is_registered():
     import subprocess
     import sys
 
-    code = "import fvae_lib.plots as p, sys; assert 'IPython' not in sys.modules; print(p.show_figures_in_notebooks())"
+    code = "import fvae_lib.display as p, sys; assert 'IPython' not in sys.modules; print(p.show_figures_in_notebooks())"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

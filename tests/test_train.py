@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fvae_lib.decomposition import estimate_tc, fit_tc_discriminator
+from fvae_lib.density_ratio import estimate_tc, fit_tc_discriminator
 from fvae_lib.gaussians import gaussian_total_correlation
 from fvae_lib.config import ConfigError, TrainConfig
 from fvae_lib.runs import RunFolder, load_model, read_history
