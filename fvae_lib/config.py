@@ -27,9 +27,8 @@ PRESETS: dict[str, dict] = {
     # The paper: the TrainConfig defaults themselves (batch 64, 3e5 iterations, each one VAE update and one
     # discriminator update, full grid), so the two can never disagree.
     "paper": dict(),
-    # Minutes on a GPU (the default there: a Colab T4 or a workstation), a fifteenth of the paper's iterations:
-    # at 12.2 GFLOP per FactorVAE iteration, 20,000 iterations are about 2 minutes at a sustained 2 TFLOP/s
-    # (an estimate, not a measurement; notebooks print one measured on their device before training).
+    # Minutes on a GPU (the default there: a Colab T4 or a workstation), a fifteenth of the paper's iterations
+    # (the notebooks print the time measured on their device before training).
     "gpu": dict(batch_size=64, iterations=20_000, log_every=100, checkpoint_every=2_000, snapshot_every=2_000),
     # A few minutes on a 2-core CPU: enough for shapes and positions to appear in reconstructions.
     "cpu": dict(batch_size=64, iterations=2_000, log_every=50, checkpoint_every=500, snapshot_every=500),

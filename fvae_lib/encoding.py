@@ -30,13 +30,12 @@ def encoder_representation(vae, device: str | torch.device | None = None, batch_
         call, what the VAE's decoder and FactorVAE's discriminator see in training; ``seed`` seeds the draws).
 
     On a CPU the images go in as channels_last, the layout oneDNN's convolutions prefer (same result).
-    batch_size: default 128 on a CPU (larger batches were slower there: their activations leave the
-        cache), 2048 on a GPU (small batches leave it idle; not measured yet).
+    batch_size: default 128 on a CPU, 2048 on a GPU (benchmarks/README.md says why and what was measured).
     dtype: optionally run the encoder under autocast (e.g. ``torch.bfloat16`` on a CPU with bf16 units);
         the default fp32 keeps the codes exactly as the metrics' definitions assume.
     freeze: encode with a frozen TorchScript copy of the encoder, whose convolution weights are packed
-        once for oneDNN and fused with their ReLUs: a few times the eager rate, with codes equal to 1e-7
-        (measured in benchmarks/README.md). Default: on a CPU in fp32. Each
+        once for oneDNN and fused with their ReLUs: faster than eager, with codes equal to 1e-7
+        (benchmarks/README.md has the rates). Default: on a CPU in fp32. Each
         call checks the weights against the copy's and rebuilds it if they changed (an optimiser step,
         ``load_state_dict``), so ``represent`` always sees the current encoder; if the encoder can't be
         traced, the eager one is used.

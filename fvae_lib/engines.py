@@ -35,9 +35,8 @@ ENGINES = ("local", "submitit")
 def plan_workers(tasks: int, device: str = "auto", workers: int = 0, threads: int = 0, cores: int | None = None) -> tuple[int, int]:
     """(runs at once, threads per run). Default on a CPU: one run per core, one thread each.
 
-    On 2 cores, two one-thread runs trained 1.20x (FactorVAE) and 1.37x (β-VAE) more iterations per second in
-    all than one two-thread run (benchmarks/README.md, "Sweeps"): small convolutions do not split well over
-    threads. On a GPU the default is one run at a time, with the cores as its threads. The cores are those
+    Small convolutions do not split well over threads, so on a CPU several one-thread runs do more work than
+    one run with every core (measured: benchmarks/README.md, "Sweeps"). On a GPU the default is one run at a time, with the cores as its threads. The cores are those
     this process may use, container CPU quota included (:func:`fvae_lib.threads.available_cores`).
     """
     cores = cores or available_cores()

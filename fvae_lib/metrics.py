@@ -136,7 +136,7 @@ def beta_vae_score(data, represent: Represent, rng: np.random.Generator, *, batc
         "liblinear-ovr": one binary logistic regression per factor, fitted by liblinear (100 iterations),
             the prediction the most confident of them: scikit-learn's defaults before 0.22, so what
             disentanglement_lib ran when its published tables were made (2019). Use it to compare with those.
-        The two score differently on the same features (0.816 against 0.801 on one synthetic code).
+        The two can score differently on the same features; tests/test_metrics.py checks both.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -317,7 +317,7 @@ def dci(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
     K = y_train.shape[1]
     seeds = rng.integers(2**31 - 1, size=K)
     # a factor's fit costs about one tree per class and stage: hand out the largest first, so the last
-    # fits to finish are short ones (on 2 cores: 64 instead of 70 class-units of wall time on dSprites)
+    # fits to finish are short ones
     order = sorted(range(K), key=lambda k: -len(np.unique(y_train[:, k])))
     fitted = Parallel(n_jobs=n_jobs or -1)(
         delayed(_fit_gbt)(x_train, y_train[:, k], x_test, y_test[:, k], int(seeds[k])) for k in order)

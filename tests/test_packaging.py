@@ -84,3 +84,19 @@ def test_colab_installs_the_release_of_this_version():
         pins = set(re.findall(r"factorvae@v([0-9.]+)|--branch v([0-9.]+)", path.read_text()))
         pins = {p for pair in pins for p in pair if p}
         assert pins == {version}, (path.name, pins)
+
+
+def test_the_public_surface_resolves_each_name_from_its_home():
+    import importlib
+
+    import fvae_lib
+
+    for name, module in fvae_lib._LAZY.items():
+        assert getattr(fvae_lib, name) is getattr(importlib.import_module(f"fvae_lib.{module}"), name), name
+    assert set(fvae_lib.__all__) <= set(dir(fvae_lib))
+    try:
+        fvae_lib.no_such_name
+    except AttributeError as err:
+        assert "no_such_name" in str(err)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
