@@ -61,3 +61,22 @@ def test_fast_path_resolution(monkeypatch):
     assert train.resolve_fast_path(smoke(), torch.device("cuda")) == ("fp32", False)  # GPUs: not measured yet
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
     assert train.resolve_fast_path(smoke(), cpu) == ("fp32", False)  # emulated bf16 would be slower
+
+
+def test_a_run_config_from_a_file_is_validated():
+    from fvae_lib.config import TrainConfig
+
+    good = TrainConfig.from_preset("smoke").to_dict()
+    assert TrainConfig.from_dict(good) == TrainConfig.from_preset("smoke")
+    for bad, message in [(dict(iterations="5000"), "iterations must be int"), (dict(seed=True), "seed must be int"),
+                         (dict(gamma=-1.0), "gamma must be a finite number >= 0"), (dict(betas_d=[0.5]), "betas_d must be")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig.from_dict(dict(good, **bad))
+
+
+def test_configs_of_older_run_folders_still_load():
+    from fvae_lib.config import TrainConfig
+
+    old = dict(TrainConfig.from_preset("smoke").to_dict(), compile=False)  # before compile took a mode name
+    assert TrainConfig.from_dict(old).compile == "off"
+    assert TrainConfig.from_dict(dict(old, compile=True)).compile == "default"
