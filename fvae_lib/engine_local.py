@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 
 from .runs import RunFolder
-from .sweep import run_task, task_state
+from .sweep_task import run_task, task_state
 
 
 def _outcome(handle, failure) -> dict | None:

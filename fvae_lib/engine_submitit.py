@@ -12,7 +12,7 @@ from .config import ConfigError
 from .engine_local import AttachedRun, _outcome
 from .runs import RunFolder
 from .storage import atomic_write_bytes
-from .sweep import run_task
+from .sweep_task import run_task
 
 # submitit's parameters shared by every cluster; any other --slurm KEY is passed to SLURM as slurm_KEY
 GENERIC_PARAMETERS = {"timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task", "nodes", "tasks_per_node", "name"}
@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover -- the sweep extra is missing: the engin
 class SweepJob(_Checkpointable):
     """A sweep run as a submitit job. On a timeout or a pre-emption (SLURM's signal, submitit's USR2) submitit
     calls :meth:`checkpoint` and requeues the same call; the requeued job resumes from the run folder's last
-    checkpoint (:func:`fvae_lib.sweep.run_task`), so nothing is trained twice beyond the last save."""
+    checkpoint (:func:`fvae_lib.sweep_task.run_task`), so nothing is trained twice beyond the last save."""
 
     def __call__(self, task: dict) -> dict:
         return run_task(task)

@@ -7,7 +7,7 @@
 Why submitit is the engine for more than one machine: it is how most research groups already reach their
 clusters (SLURM), it is a small pure-Python package (the ``sweep`` extra) where Ray brings a runtime of
 hundreds of MB, and its local executor runs the same jobs as real subprocesses, so the test of the engine
-is not a mock. A run executes :func:`fvae_lib.sweep.run_task`, which resumes from the run folder. The engines
+is not a mock. A run executes :func:`fvae_lib.sweep_task.run_task`, which resumes from the run folder. The engines
 themselves: :mod:`fvae_lib.engine_local` (a process per run) and :mod:`fvae_lib.engine_submitit` (job arrays,
 requeue on pre-emption, reattaching after a driver's death).
 """
@@ -25,7 +25,8 @@ from .engine_local import LocalEngine
 from .engine_submitit import SubmititEngine, _cluster, _parameter_value
 from .runs import RunFolder
 from .storage import atomic_write_bytes
-from .sweep import SweepSpec, task_state
+from .sweep import SweepSpec
+from .sweep_task import task_state
 from .sweep_table import result_row, write_table, write_trajectories
 from .threads import available_cores
 

@@ -31,24 +31,14 @@ import dataclasses
 import math
 import os
 import sys
-import time
-import traceback
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .config import MODELS, PRESETS, ConfigError, TrainConfig
-from .evaluate import METRICS, METRIC_SETTINGS, evaluate_run
-from .runs import RunFolder
+from .evaluate import METRICS, METRIC_SETTINGS
 
 HYPERPARAMETER = {"betavae": "beta", "factorvae": "gamma"}  # the value a model's grid varies
 DEFAULT_METRICS = ("factor_vae", "beta_vae", "mig")  # DCI is left out by default: ~3 CPU-minutes a run
-# The metric over training: the FactorVAE metric of each snapshot, with fewer votes than `full` (its standard
-# error at 500 evaluation votes is at most 2.2 points) so that a snapshot costs seconds, not minutes, on a CPU.
-TRAJECTORY_SETTINGS = dict(batch_size=64, num_train=500, num_eval=500, num_variance_estimate=5000)
 
 
 def run_name(model: str, value: float, seed: int) -> str:
@@ -197,122 +187,3 @@ class SweepSpec:
                 raise ConfigError(f"sweep spec: trajectory_decomposition names runs that are not in the grid: {unknown}; "
                                   f"the grid's runs are {sorted(names)}")
         return found
-
-
-# --------------------------------------------------------------------------------------------------
-# One run: train (or resume), score, trace the metric over snapshots. Runs in a worker process or a job.
-# --------------------------------------------------------------------------------------------------
-
-def task_state(task: dict) -> str:
-    """'done' (trained and scored), 'partial' (some work left) or 'new' (nothing there yet)."""
-    run = RunFolder(task["folder"])
-    if not run.exists():
-        return "new"
-    if run.trained_steps()[0] < int(task["config"]["iterations"]):  # no checkpoint yet, or not at the end
-        return "partial"
-    return "done" if _scored(task) and _traced(task) else "partial"
-
-
-def _scored(task: dict) -> bool:
-    run = RunFolder(task["folder"])
-    result = run.read_metrics()
-    if result is None:
-        return False
-    return (run.metrics_are_current() and result.get("settings") == task["settings"] and set(task["metrics"]) <= set(result.get("metrics", {}))
-            and result.get("decomposition", {}).get("num_samples") == _decomposition_samples(task))
-
-
-def _decomposition_samples(task: dict) -> int:
-    """The Monte Carlo samples of a task's KL decompositions: its own, else its metric settings'."""
-    return task.get("decomposition_samples") or METRIC_SETTINGS[task["settings"]]["decomposition"]["num_samples"]
-
-
-def _traced(task: dict) -> bool:
-    if task["trajectory_every"] < 0:
-        return True
-    points = (RunFolder(task["folder"]).read_trajectory() or {}).get("points")
-    if points is None:
-        return False
-    return not task.get("trajectory_decomposition") or all("total_correlation" in p for p in points)
-
-
-def run_task(task: dict) -> dict:
-    """Train, score and trace one run; never raises: a failure comes back as ``status: failed``.
-
-    Everything the run prints goes to ``<run>/sweep.log``.
-    """
-    run = Path(task["folder"])
-    run.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(RunFolder(run).log_path, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
-        print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sweep task {task['name']} (pid {os.getpid()})")
-        try:
-            with RunFolder(run).lock(what="sweep task"):  # train, score and trace: one process at a time
-                _run_task(task)
-            status, error = "finished", ""
-        except Exception as err:  # noqa: BLE001 -- reported in the table; the other runs go on
-            traceback.print_exc()
-            status, error = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:300]
-        except BaseException as err:  # Ctrl-C, or submitit's exit to requeue a pre-empted job: not a result
-            print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stopped ({type(err).__name__}); the run resumes from its last checkpoint")
-            raise
-    return dict(name=task["name"], status=status, error=error, seconds=round(time.perf_counter() - t0, 1))
-
-
-def _run_task(task: dict) -> None:
-    from .train import Trainer  # here, not at the top: the engines import this module in light processes
-
-    run = Path(task["folder"])
-    config = TrainConfig.from_dict(task["config"])
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    trainer = Trainer(config, run, resume=RunFolder(run).exists(), progress=False)
-    if trainer.step < config.iterations:
-        trainer.run()
-    data = trainer.data
-    del trainer
-    if not _scored(task):
-        evaluate_run(run, settings=task["settings"], metrics=tuple(task["metrics"]), data=data, device=config.device,
-                     decomposition_samples=task.get("decomposition_samples"))
-    if not _traced(task):
-        write_trajectory(run, task["trajectory_every"] or config.snapshot_every, data, config.device,
-                         decomposition_samples=_decomposition_samples(task) if task.get("trajectory_decomposition") else None)
-
-
-DECOMPOSITION_TERMS = ("mutual_info", "total_correlation", "dimwise_kl", "avg_kl", "tc_error", "mc_error")
-
-
-def write_trajectory(run: Path, every: int, data, device: str = "cpu", decomposition_samples: int | None = None) -> list[dict]:
-    """The FactorVAE metric (TRAJECTORY_SETTINGS) of each snapshot whose step is a multiple of ``every``.
-
-    ``decomposition_samples``: also the KL decomposition of each of those snapshots (``DECOMPOSITION_TERMS``,
-    with q(z) over every image of ``data``, as :func:`fvae_lib.evaluate.evaluate_run` computes it for the
-    final model), with that many Monte Carlo samples. It encodes the whole grid once per snapshot, and the
-    metric then reads its means from that grid (the same score as encoding on the fly).
-    """
-    from .config import resolve_device
-    from .decomposition import kl_decomposition
-    from .encoding import EncodedGrid, encoder_representation
-    from .metrics import factor_vae_score
-    points = []
-    for step, vae in RunFolder(run).load_snapshots(resolve_device(device)):
-        if every and step % every:
-            continue
-        if decomposition_samples:  # the grid of posteriors is encoded anyway: score the metric from its means
-            posteriors, source = EncodedGrid.encode_posteriors(data, vae)
-            represent = source.represent
-        else:
-            source, represent = data, encoder_representation(vae)
-        score = factor_vae_score(source, represent, np.random.default_rng(0), **TRAJECTORY_SETTINGS)
-        point = dict(step=step, factor_vae=score["eval_accuracy"])
-        message = f"trajectory: step {step} FactorVAE metric {score['eval_accuracy']:.3f}"
-        if decomposition_samples:
-            terms = kl_decomposition(vae, data, np.random.default_rng([step, 99]), num_samples=decomposition_samples,
-                                     posteriors=posteriors)
-            point.update({k: round(terms[k], 4) for k in DECOMPOSITION_TERMS})
-            message += f", I(x;z) {terms['mutual_info']:.2f}, TC {terms['total_correlation']:.2f} nats"
-        points.append(point)
-        print(message)
-    settings = dict(TRAJECTORY_SETTINGS, **({"decomposition_samples": decomposition_samples} if decomposition_samples else {}))
-    RunFolder(run).write_trajectory(dict(settings=settings, points=points))
-    return points

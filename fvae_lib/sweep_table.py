@@ -11,7 +11,8 @@ import numpy as np
 
 from .runs import RunFolder
 from .storage import atomic_write_bytes
-from .sweep import DECOMPOSITION_TERMS, HYPERPARAMETER
+from .sweep import HYPERPARAMETER
+from .trajectory import DECOMPOSITION_TERMS
 
 
 def final_terms(history: list[dict], share: float = 0.1) -> dict:

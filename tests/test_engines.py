@@ -22,7 +22,8 @@ from fvae_lib.engines import plan_workers, run_sweep
 from fvae_lib.reference import read_trajectories
 from fvae_lib.runs import read_history
 from fvae_lib.storage import process_alive
-from fvae_lib.sweep import SweepSpec, task_state
+from fvae_lib.sweep import SweepSpec
+from fvae_lib.sweep_task import task_state
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ LAYERS = [
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
     {"decomposition", "density_ratio", "metrics", "runs"},  # estimators and scores; reading run folders
     {"train", "plots", "explorer", "sweep_plots", "diagrams"},  # the training loop; figures
-    {"evaluate", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
-    {"sweep", "reference"},  # a grid of runs and its table; the shipped reference sweep
+    {"evaluate", "trajectory", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
+    {"sweep", "reference", "sweep_task"},  # a grid of runs and its table; the shipped reference sweep
     {"sweep_table", "engine_local", "engine_submitit"},  # a sweep's table; the two engines
     {"engines"},  # where a sweep's runs execute: the driver
     {"notebook", "__main__", "__init__"},  # what users call
