@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import grid_sizes
-from .device import resolve_device as _resolve_device
+from .device import default_device
 
 
 class ConfigError(ValueError):
@@ -197,8 +197,14 @@ def resolve_fast_path(config: "TrainConfig", device: torch.device) -> tuple[str,
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """:func:`fvae_lib.device.resolve_device`, raising :class:`ConfigError` for a GPU that is not there."""
+    """``"auto"`` -> :func:`fvae_lib.device.default_device`; anything else as given, refusing (:class:`ConfigError`)
+    a name torch does not know and a GPU that is not there."""
+    if str(device) == "auto":
+        return default_device()
     try:
-        return _resolve_device(device)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"unknown device {device!r} ({err}); use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no GPU is available; use --device cpu")
+    return dev

@@ -1,4 +1,5 @@
-"""Which device: "auto" is the GPU when there is one, else the CPU. The one place that decides it."""
+"""Which device "auto" means: the GPU when there is one, else the CPU. (Resolving a name, with the error for a
+GPU that is not there, is :func:`fvae_lib.config.resolve_device`.)"""
 from __future__ import annotations
 
 import torch
@@ -7,16 +8,6 @@ import torch
 def default_device() -> torch.device:
     """The GPU (cuda) when PyTorch sees one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> :func:`default_device`; anything else as given, refusing a GPU that is not there."""
-    if str(device) == "auto":
-        return default_device()
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no GPU is available; use --device cpu")
-    return dev
 
 
 def device_name() -> str:
