@@ -20,7 +20,7 @@ worker processes.
 from .data import BatchSampler, DatasetError, DSprites, GroundTruthData, render_dsprites
 from .display import show_figures_in_notebooks
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LAZY = {
     "TrainConfig": "config", "ConfigError": "config", "VAE": "models", "Discriminator": "models",
