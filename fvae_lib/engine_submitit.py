@@ -57,8 +57,8 @@ def _parameter_type(key: str):
     typed = submitit.AutoExecutor._typed_parameters()
     if key in typed:
         return typed[key]
-    kinds = [k for k in typing.get_args(typing.get_type_hints(_make_sbatch_string).get(key)) or
-             (typing.get_type_hints(_make_sbatch_string).get(key),) if k is not type(None)]
+    hint = typing.get_type_hints(_make_sbatch_string).get(key)
+    kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
     return kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, bool) else None
 
 

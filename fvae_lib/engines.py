@@ -83,7 +83,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
     else:
         workers, threads = plan_workers(count, spec.device, workers, threads or spec.threads or 0)
     tasks = spec.tasks(out, threads=threads)
-    atomic_write_bytes(out / "sweep.json", json.dumps(dict(spec.to_dict(), resolved=resolved_environment(spec, threads)),
+    atomic_write_bytes(out / "sweep.json", json.dumps(dict(spec.to_dict(), resolved=resolved_environment(tasks[0]["config"], threads)),
                                                       indent=1).encode())
     states = {t["name"]: task_state(t) for t in tasks}  # once: it reads every run's checkpoint
     todo = [t for t in tasks if states[t["name"]] != "done"]
@@ -147,8 +147,9 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
     return rows
 
 
-def resolved_environment(spec: SweepSpec, threads: int) -> dict:
-    """What the spec's ``auto`` settings resolved to here, and the code that ran: recorded in sweep.json."""
+def resolved_environment(run_config: dict, threads: int) -> dict:
+    """What a sweep's ``auto`` settings (those of ``run_config``, one of its runs' configs) resolved to here, and the
+    code that ran: recorded in sweep.json."""
     import platform
     import subprocess
 
@@ -157,7 +158,7 @@ def resolved_environment(spec: SweepSpec, threads: int) -> dict:
     from .config import TrainConfig, resolve_fast_path
     from .data.dsprites import resolve_source
 
-    config = TrainConfig.from_dict(spec.tasks(threads=threads)[0]["config"])
+    config = TrainConfig.from_dict(run_config)
     try:
         device = resolve_device(config.device)
         precision, channels_last = resolve_fast_path(config, device)

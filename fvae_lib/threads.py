@@ -169,10 +169,13 @@ def load_source(root: str | os.PathLike = "/"):
     return None, "none"
 
 
+def _sample_with(busy, clock) -> tuple[float, float, float]:
+    return clock(), (busy() if busy else None) or 0.0, time.process_time()
+
+
 def load_sample(root: str | os.PathLike = "/") -> tuple[float, float, float]:
     """(wall clock, the busy CPU seconds that count, this process's CPU seconds): two give the others' load."""
-    busy, _ = load_source(root)
-    return time.monotonic(), (busy() if busy else None) or 0.0, time.process_time()
+    return _sample_with(load_source(root)[0], time.monotonic)
 
 
 class ThreadPolicy:
@@ -210,7 +213,7 @@ class ThreadPolicy:
         self._saved: int | None = None
         self._last: tuple[float, float, float] | None = None
         self._clock = clock or ((lambda: sample()[0]) if sample else time.monotonic)
-        self._sample = sample or (lambda: (self._clock(), busy() or 0.0, time.process_time()))
+        self._sample = sample or (lambda: _sample_with(busy, self._clock))
         self._steps: Counter = Counter()
 
     def others_busy_cores(self, before, after) -> float:

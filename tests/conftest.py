@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import matplotlib
 import pytest
 
@@ -18,3 +22,40 @@ def small_replica():
     from fvae_lib.data import DSprites
 
     return DSprites(source="replica", steps={"orientation": 4, "posX": 4, "posY": 4}, data_dir="/nonexistent-fvae", progress=False)
+
+
+# A process that holds a folder's lock (fvae_lib.storage.FolderLock) until a line arrives on its stdin, or says
+# "busy ..." if another process holds it.
+HOLD = """
+import sys
+from fvae_lib.storage import FolderLock, FolderBusy
+try:
+    with FolderLock(sys.argv[1]):
+        print("held", flush=True)
+        sys.stdin.readline()
+except FolderBusy as err:
+    print("busy", err, flush=True)
+"""
+
+
+@pytest.fixture
+def hold_script() -> str:
+    return HOLD
+
+
+@pytest.fixture
+def holder():
+    """Start a process that holds a folder's lock until told to stop (or killed); yields start(folder) -> Popen."""
+    started = []
+
+    def start(folder):
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parent.parent)
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()

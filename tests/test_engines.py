@@ -251,4 +251,4 @@ def test_a_gpu_sweep_can_be_specified_on_a_machine_without_a_gpu():
 
     spec = SweepSpec.from_dict({"grid": {"factorvae": [35]}, "preset": "gpu", "device": "cuda"})
     assert spec.tasks(threads=4)[0]["config"]["device"] == "cuda"
-    assert resolved_environment(spec, 4)["device"] == "cuda (on the jobs' nodes)"
+    assert resolved_environment(spec.tasks(threads=4)[0]["config"], 4)["device"] == "cuda (on the jobs' nodes)"

@@ -53,36 +53,6 @@ def test_temporaries_of_dead_writers_are_removed_and_those_of_live_ones_kept(tmp
     assert not dead[0].exists() and target.read_bytes() == b"new"
 
 
-HOLD = """
-import sys
-from fvae_lib.storage import FolderLock, FolderBusy
-try:
-    with FolderLock(sys.argv[1]):
-        print("held", flush=True)
-        sys.stdin.readline()
-except FolderBusy as err:
-    print("busy", err, flush=True)
-"""
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """Start a process that holds a folder's lock until told to stop (or killed); yields start(folder) -> Popen."""
-    started = []
-
-    def start(folder):
-        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, cwd=REPO)
-        started.append(proc)
-        assert proc.stdout.readline().strip() == "held"
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
-        proc.wait()
-
-
 def test_the_lock_records_its_holder_and_is_emptied_on_release(tmp_path):
     with FolderLock(tmp_path / "run") as lock:
         holder = json.loads((tmp_path / "run" / ".lock").read_text())
@@ -93,12 +63,12 @@ def test_the_lock_records_its_holder_and_is_emptied_on_release(tmp_path):
     assert not lock.held and lock.holder() is None
 
 
-def test_a_lock_held_by_a_live_process_is_refused_naming_it(tmp_path, holder):
+def test_a_lock_held_by_a_live_process_is_refused_naming_it(tmp_path, holder, hold_script):
     proc = holder(tmp_path)
     assert FolderLock(tmp_path).held_elsewhere()
     with pytest.raises(FolderBusy, match=rf"in use by process {proc.pid} on .*empty or delete .*\.lock"):
         FolderLock(tmp_path).acquire()
-    busy = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO,
+    busy = subprocess.run([sys.executable, "-c", hold_script, str(tmp_path)], input="\n", capture_output=True, text=True, cwd=REPO,
                           timeout=120)
     assert busy.stdout.startswith("busy") and str(proc.pid) in busy.stdout
     proc.communicate("\n", timeout=120)  # released: free for the next one

@@ -266,16 +266,7 @@ def test_snapshots_are_kept_and_load(tmp_path, small_replica):
     assert _same(snaps[-1][1].state_dict(), final.state_dict())
 
 
-HOLD_LOCK = """
-import sys
-from fvae_lib.storage import FolderLock
-with FolderLock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
-
-
-def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(tmp_path, small_replica):
+def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(tmp_path, small_replica, holder):
     """A run still being written by another live process (an orphaned sweep worker) is never written twice."""
     from fvae_lib.storage import FolderBusy
 
@@ -284,10 +275,8 @@ def test_a_second_trainer_on_a_run_folder_in_use_is_refused_and_writes_nothing(t
     with open(run / "history.jsonl", "a") as f:  # the other writer is ahead of the checkpoint
         f.write(json.dumps({"step": 30, "recon": 1.0}) + "\n")
     history = (run / "history.jsonl").read_bytes()
-    other = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=REPO)
+    other = holder(run)
     try:
-        assert other.stdout.readline().strip() == "held"
         with pytest.raises(FolderBusy, match=f"process {other.pid}"):
             Trainer(smoke(iterations=40), run, resume=True, data=small_replica, progress=False)
         assert (run / "history.jsonl").read_bytes() == history  # not truncated under the other writer
