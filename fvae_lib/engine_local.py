@@ -12,7 +12,7 @@ from .runs import RunFolder
 from .sweep_task import run_task, task_state
 
 
-def _outcome(handle, failure) -> dict | None:
+def run_outcome(handle, failure) -> dict | None:
     """What a finished run returned (a local process or a submitit job), None while it runs; a run whose process or
     job died outside :func:`run_task` (killed, out of memory, timed out, node lost) is a failed run, ``failure(err)``
     saying why."""
@@ -106,7 +106,7 @@ class LocalEngine:
 
     @staticmethod
     def outcome(handle) -> dict | None:
-        return _outcome(handle, lambda err: f"worker process died ({err}); run the sweep again to resume it")
+        return run_outcome(handle, lambda err: f"worker process died ({err}); run the sweep again to resume it")
 
     def close(self) -> None:
         for run in self._runs:  # on Ctrl-C the children stop too (same terminal); reap them

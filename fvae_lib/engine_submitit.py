@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from .config import ConfigError
-from .engine_local import AttachedRun, _outcome
+from .engine_local import AttachedRun, run_outcome
 from .runs import RunFolder
 from .storage import atomic_write_bytes
 from .sweep_task import run_task
@@ -39,7 +39,8 @@ class SweepJob(_Checkpointable):
         return DelayedSubmission(SweepJob(), task)
 
 
-def _cluster(cluster: str | None) -> str | None:
+def cluster_kind(cluster: str | None) -> str | None:
+    """The submitit cluster a sweep runs on: the one asked for, else the one submitit finds here (slurm, local...)."""
     try:
         import submitit
     except ImportError:
@@ -62,7 +63,7 @@ def _parameter_type(key: str):
     return kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, bool) else None
 
 
-def _parameter_value(key: str, value):
+def parameter_value(key: str, value):
     """A --slurm value as submitit wants it (ints, floats and booleans typed), with a clear error."""
     if key not in GENERIC_PARAMETERS:
         from submitit.slurm.slurm import SlurmExecutor
@@ -105,7 +106,7 @@ class SubmititEngine:
         except ImportError:
             raise ConfigError("the submitit engine needs the sweep extra: pip install 'fvae_lib[sweep]' "
                               "(or use --engine local)") from None
-        slurm = {k: _parameter_value(k, v) for k, v in (slurm or {}).items()}  # a bad value: a clear error first
+        slurm = {k: parameter_value(k, v) for k, v in (slurm or {}).items()}  # a bad value: a clear error first
         try:
             self.executor = submitit.AutoExecutor(folder=out / ".submitit" / "%j", cluster=cluster)
         except ValueError as err:
@@ -161,7 +162,7 @@ class SubmititEngine:
 
     @staticmethod
     def outcome(job) -> dict | None:
-        return _outcome(job, lambda err: f"job {getattr(job, 'job_id', '?')} failed: {str(err).splitlines()[0][:200]}; "
+        return run_outcome(job, lambda err: f"job {getattr(job, 'job_id', '?')} failed: {str(err).splitlines()[0][:200]}; "
                         "run the sweep again to resume")
 
     def close(self) -> None:

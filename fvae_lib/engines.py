@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, resolve_device
 from .engine_local import LocalEngine
-from .engine_submitit import SubmititEngine, _cluster, _parameter_value
+from .engine_submitit import SubmititEngine, cluster_kind, parameter_value
 from .runs import RunFolder
 from .storage import atomic_write_bytes
 from .sweep import SweepSpec
@@ -78,8 +78,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, engine: str
     count = len(spec.seeds) * sum(len(values) for values in spec.grid.values())
     if engine == "submitit":  # the jobs run elsewhere: their CPUs come from --slurm, --threads or the spec, never this node's
         slurm = {**spec.slurm, **(slurm or {})}
-        threads = int(_parameter_value("cpus_per_task", slurm.pop("cpus_per_task", 0)) or threads or spec.threads or 1)
-        workers = workers or (0 if _cluster(cluster) == "slurm" else plan_workers(count, spec.device, 0, threads)[0])
+        threads = int(parameter_value("cpus_per_task", slurm.pop("cpus_per_task", 0)) or threads or spec.threads or 1)
+        workers = workers or (0 if cluster_kind(cluster) == "slurm" else plan_workers(count, spec.device, 0, threads)[0])
     else:
         workers, threads = plan_workers(count, spec.device, workers, threads or spec.threads or 0)
     tasks = spec.tasks(out, threads=threads)

@@ -59,7 +59,7 @@ def read_trajectories(folder: str | os.PathLike | None = None) -> list[dict]:
             for r in rows]
 
 
-def read_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
+def reference_history(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
     """A run's logged history (``runs/<name>/history.jsonl``) from a sweep's published folder (default: the reference)."""
     path = (Path(folder) if folder else reference_dir()) / "runs" / name
     if not (path / RunFolder.HISTORY).is_file():

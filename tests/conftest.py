@@ -59,3 +59,10 @@ def holder():
     for proc in started:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A runs folder of this test's own (``$FVAE_RUNS_DIR``)."""
+    monkeypatch.setenv("FVAE_RUNS_DIR", str(tmp_path))
+    return tmp_path

@@ -27,7 +27,7 @@ from fvae_lib.data import (
     render_dsprites,
 )
 from fvae_lib.data.cache import read_cache
-from fvae_lib.data.replica import _inside_heart
+from fvae_lib.data.replica import inside_heart
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,7 +104,7 @@ def test_heart_test_agrees_with_point_in_polygon():
     pts = rng.uniform(-11, 11, size=(200000, 2))
     u, v = HEART_POLYGON
     ref = MplPath(np.stack([u, v], 1)).contains_points(pts)
-    got = _inside_heart(pts[:, 0], pts[:, 1])
+    got = inside_heart(pts[:, 0], pts[:, 1])
     # they may differ only on the boundary itself, which random points essentially never hit
     assert (ref != got).sum() <= 2
     assert 0.4 < got.mean() < 0.8  # the heart fills about half of its box

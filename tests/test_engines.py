@@ -157,10 +157,10 @@ def test_a_bad_slurm_value_is_a_clear_error(tmp_path, slurm, message):
 
 def test_slurm_numbers_from_the_command_line_are_typed(tmp_path):
     pytest.importorskip("submitit")
-    from fvae_lib.engine_submitit import _parameter_value
+    from fvae_lib.engine_submitit import parameter_value
 
-    assert _parameter_value("gpus_per_node", "1") == 1 and _parameter_value("mem_gb", "7.5") == 7.5
-    assert _parameter_value("partition", "gpu") == "gpu"
+    assert parameter_value("gpus_per_node", "1") == 1 and parameter_value("mem_gb", "7.5") == 7.5
+    assert parameter_value("partition", "gpu") == "gpu"
 
 
 def test_on_slurm_a_sweep_is_one_job_array_sized_from_the_spec_and_a_rerun_reattaches(tmp_path):

@@ -11,9 +11,9 @@ LAYERS = [
     {"device", "paths", "storage", "gaussians", "threads", "results", "display"},  # no fvae_lib imports at all, or only each other
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
-    {"decomposition", "density_ratio", "metrics", "runs"},  # estimators and scores; reading run folders
-    {"train", "plots", "explorer", "sweep_plots", "diagrams"},  # the training loop; figures
-    {"evaluate", "trajectory", "exercises", "release"},  # scoring a run; the notebooks' exercise checkers; assignments
+    {"decomposition", "density_ratio", "metrics", "runs", "modes"},  # estimators and scores; the run folder; run modes
+    {"train", "plots", "explorer", "sweep_plots", "diagrams", "environment"},  # the training loop; figures; the setup report
+    {"evaluate", "trajectory", "exercises", "release", "plan"},  # scoring a run; exercise checkers; assignments; the training plan
     {"sweep", "reference", "sweep_task"},  # a grid of runs and its table; the shipped reference sweep
     {"sweep_table", "engine_local", "engine_submitit"},  # a sweep's table; the two engines
     {"engines"},  # where a sweep's runs execute: the driver

@@ -13,7 +13,7 @@ from .cache import read_cache, write_cache, default_data_dir, pack_images, unpac
 from .protocol import DatasetError, FactorGridMixin
 from .real_file import HOW_TO_GET_THE_FILE, stream_real_images, inspect_real_file
 from .replica import REPLICA_VERSION, render_dsprites
-from .spec import FACTOR_NAMES, FULL_SIZES, FULL_VALUES, IMAGE_SIZE, REAL_FILENAME, REAL_MD5, _grid_classes, _reduce_grid
+from .spec import FACTOR_NAMES, FULL_SIZES, FULL_VALUES, IMAGE_SIZE, REAL_FILENAME, REAL_MD5, grid_classes, reduce_grid
 
 
 class DSprites(FactorGridMixin):
@@ -63,10 +63,10 @@ class DSprites(FactorGridMixin):
             base_grid = [np.arange(s) for s in FULL_SIZES]
             packed, self.cache_path, meta = self._load_replica_for(base_grid, steps, verify, progress)
             self.real_path = None
-        self.grid = _reduce_grid(base_grid, steps)
+        self.grid = reduce_grid(base_grid, steps)
         base_sizes = tuple(len(g) for g in base_grid)
         if packed.shape[0] == math.prod(base_sizes) and self.grid is not base_grid:
-            positions = _grid_classes([np.searchsorted(b, g) for b, g in zip(base_grid, self.grid)])
+            positions = grid_classes([np.searchsorted(b, g) for b, g in zip(base_grid, self.grid)])
             packed = packed[np.ravel_multi_index(tuple(positions.T), base_sizes)]
         self.packed = packed
         self.factor_sizes = tuple(len(g) for g in self.grid)
@@ -91,8 +91,8 @@ class DSprites(FactorGridMixin):
             if not reduced:
                 return self._build_replica(npy, expect, progress)
         # A reduced grid with no full cache: render just the images it needs, in memory.
-        grid = _reduce_grid(base_grid, steps)
-        classes = _grid_classes(grid)
+        grid = reduce_grid(base_grid, steps)
+        classes = grid_classes(grid)
         packed = pack_images(render_dsprites(classes))
         return packed, None, {"source": "replica", "version": REPLICA_VERSION, "rows": len(packed)}
 

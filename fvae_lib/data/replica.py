@@ -42,7 +42,7 @@ def _heart_edges():
 _HEART_INNER, _HEART_OUTER, HEART_POLYGON = _heart_edges()
 
 
-def _inside_heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def inside_heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     au = np.abs(u)
     (iv, iu), (ov, ou) = _HEART_INNER, _HEART_OUTER
     in_outer = (v >= ov[0]) & (v <= ov[-1]) & (au <= np.interp(v, ov, ou))
@@ -102,7 +102,7 @@ def _render_into(classes: np.ndarray, out: np.ndarray) -> None:
     u = dxw * cos - dyw * sin  # (n, W, W) shape coordinates at scale 1
     v = dxw * sin + dyw * cos
     mask = np.zeros(u.shape, bool)
-    for s, inside in enumerate((_inside_square, _inside_ellipse, _inside_heart)):
+    for s, inside in enumerate((_inside_square, _inside_ellipse, inside_heart)):
         sel = shape == s
         if sel.any():
             mask[sel] = inside(u[sel], v[sel])

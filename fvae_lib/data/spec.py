@@ -25,10 +25,10 @@ PACKED_BYTES = IMAGE_SIZE * IMAGE_SIZE // 8  # 512 bytes a bit-packed image
 
 def grid_sizes(steps: dict[str, int] | None = None) -> tuple[int, ...]:
     """Factor sizes of the dSprites grid reduced by ``steps`` (every step-th class of the named factors)."""
-    return tuple(len(g) for g in _reduce_grid([np.arange(s) for s in FULL_SIZES], steps))
+    return tuple(len(g) for g in reduce_grid([np.arange(s) for s in FULL_SIZES], steps))
 
 
-def _reduce_grid(base_grid: list[np.ndarray], steps: dict[str, int] | None) -> list[np.ndarray]:
+def reduce_grid(base_grid: list[np.ndarray], steps: dict[str, int] | None) -> list[np.ndarray]:
     if not steps:
         return base_grid
     unknown = set(steps) - set(FACTOR_NAMES)
@@ -42,7 +42,7 @@ def _reduce_grid(base_grid: list[np.ndarray], steps: dict[str, int] | None) -> l
     return [g[:: int(steps.get(name, 1))] for name, g in zip(FACTOR_NAMES, base_grid)]
 
 
-def _grid_classes(grid: Sequence[np.ndarray]) -> np.ndarray:
+def grid_classes(grid: Sequence[np.ndarray]) -> np.ndarray:
     """All full-grid classes of a (reduced) grid, in row-major order: (prod sizes, 5)."""
     mesh = np.meshgrid(*grid, indexing="ij")
     return np.stack([m.ravel() for m in mesh], axis=1)

@@ -9,7 +9,7 @@ import torch
 
 from .. import objectives
 from ..gaussians import gaussian_total_correlation, log_normal_per_dim
-from .common import _close, _diagnose, _run
+from .common import close, diagnose, run_check
 
 __all__ = ['check_index_of', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
 
@@ -33,7 +33,7 @@ def check_index_of(fn: Callable) -> bool:
             return f"expected {ref.tolist()}, got {got.tolist()}. Hint: index = Σ_k factor_k · Π_(j>k) size_j"
         return None
 
-    return _run("index_of", check)
+    return run_check("index_of", check)
 
 
 # -- 01 VAE and β-VAE ----------------------------------------------------------------------------
@@ -49,19 +49,19 @@ def check_kl_divergence(fn: Callable) -> bool:
         if torch.as_tensor(got).numel() != 1:
             return f"expected one number (sum over dimensions, mean over the batch), got shape {tuple(torch.as_tensor(got).shape)}"
         per_dim = objectives.kl_per_dimension(mu, logvar)
-        if _close(got, per_dim.sum(1).sum()):
+        if close(got, per_dim.sum(1).sum()):
             return "you summed over the batch: average over it instead (nats per image)"
-        if _close(got, per_dim.mean()):
+        if close(got, per_dim.mean()):
             return "you averaged over the latent dimensions too: the KL of a diagonal Gaussian is the sum over its dimensions"
-        if _close(got, (per_dim + 0.5).sum(1).mean()):
+        if close(got, (per_dim + 0.5).sum(1).mean()):
             return "the −1 is missing: KL_j = ½ (mu_j² + exp(logvar_j) − logvar_j − 1), which is 0 when mu = 0 and logvar = 0"
-        if _close(got, objectives.kl_per_dimension(mu, 2 * logvar).sum(1).mean()):
+        if close(got, objectives.kl_per_dimension(mu, 2 * logvar).sum(1).mean()):
             return "you used logvar as log σ; it is log σ², the log of the variance, so σ² = exp(logvar)"
-        if not _close(got, objectives.kl_divergence(mu, logvar)):
+        if not close(got, objectives.kl_divergence(mu, logvar)):
             return "wrong value. Hint: KL_j = ½ (mu_j² + exp(logvar_j) − logvar_j − 1); it is 0 when mu = 0, logvar = 0"
         return None
 
-    return _run("KL divergence", check)
+    return run_check("KL divergence", check)
 
 
 def check_reparameterise(fn: Callable) -> bool:
@@ -70,17 +70,17 @@ def check_reparameterise(fn: Callable) -> bool:
     def check():
         mu, logvar, eps = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.0, math.log(4.0)]]), torch.tensor([[0.5, 0.5]])
         got = fn(mu, logvar, eps)
-        if _close(got, mu + logvar.exp() * eps):
+        if close(got, mu + logvar.exp() * eps):
             return "you scaled eps by the variance; scale it by the standard deviation exp(logvar / 2)"
-        if _close(got, mu + logvar * eps) or _close(got, mu + 0.5 * logvar * eps):
+        if close(got, mu + logvar * eps) or close(got, mu + 0.5 * logvar * eps):
             return "logvar is a logarithm: the standard deviation is exp(logvar / 2), not logvar itself"
-        if _close(got, mu + eps):
+        if close(got, mu + eps):
             return "eps is not scaled: z = mu + σ · eps with σ = exp(logvar / 2)"
-        if not _close(got, mu + torch.exp(0.5 * logvar) * eps):
+        if not close(got, mu + torch.exp(0.5 * logvar) * eps):
             return "z should be mu + exp(logvar / 2) * eps"
         return None
 
-    return _run("reparameterisation", check)
+    return run_check("reparameterisation", check)
 
 
 # -- 02 The KL decomposition ----------------------------------------------------------------------
@@ -96,19 +96,19 @@ def check_log_aggregate_posterior(fn: Callable) -> bool:
         got = torch.as_tensor(fn(z, mu, logvar))
         if got.shape != ref.shape:
             return f"expected shape {tuple(ref.shape)} (one log-density per sample), got {tuple(got.shape)}"
-        if _close(got, ref + math.log(20)):
+        if close(got, ref + math.log(20)):
             return "off by log N: the mixture averages the N components, so subtract log N"
         per_dim = log_normal_per_dim(z, mu, logvar)  # (S, N, d)
-        if _close(got, (torch.logsumexp(per_dim, dim=1) - math.log(20)).sum(-1)):
+        if close(got, (torch.logsumexp(per_dim, dim=1) - math.log(20)).sum(-1)):
             return ("that is log q̄(z) = Σ_j log q(z_j), the product of the marginals: q(z) is a mixture of whole "
                     "Gaussians, so sum over dimensions inside each component, then logsumexp over components")
-        if _close(got, per_dim.sum(-1).mean(1)):
+        if close(got, per_dim.sum(-1).mean(1)):
             return "you averaged the log-densities; q(z) averages the densities: logsumexp over components, minus log N"
-        if not _close(got, ref):
+        if not close(got, ref):
             return "wrong value. Hint: sum the per-dimension Gaussian log-densities, then logsumexp over the N components"
         return None
 
-    return _run("log q(z)", check)
+    return run_check("log q(z)", check)
 
 
 # -- 03 Total correlation and the permutation trick ---------------------------------------------
@@ -142,7 +142,7 @@ def check_permute_dims(fn: Callable) -> bool:
             return "all columns moved together (one permutation of whole rows): draw a separate permutation per column"
         return None
 
-    return _run("permute_dims", check)
+    return run_check("permute_dims", check)
 
 
 # -- 04 The density-ratio trick -------------------------------------------------------------------
@@ -156,18 +156,18 @@ def check_tc_from_logits(fn: Callable) -> bool:
         got = fn(logits)
         if torch.as_tensor(got).numel() != 1:
             return "expected one number: the estimate is the average of logit_0 − logit_1 over the batch"
-        if _close(got, -objectives.total_correlation_estimate(logits)):
+        if close(got, -objectives.total_correlation_estimate(logits)):
             return "the sign is flipped: class 0 is 'from q(z)', so the estimate is logit_0 − logit_1"
-        if _close(got, torch.log_softmax(logits, 1)[:, 0].mean()):
+        if close(got, torch.log_softmax(logits, 1)[:, 0].mean()):
             return "that is log D(z); the density ratio is log D / (1 − D) = logit_0 − logit_1"
         probs = torch.softmax(logits, 1)
-        if _close(got, (probs[:, 0] - probs[:, 1]).mean()):
+        if close(got, (probs[:, 0] - probs[:, 1]).mean()):
             return "that is D − (1 − D), a difference of probabilities; the density ratio is their log-ratio, logit_0 − logit_1"
-        if not _close(got, objectives.total_correlation_estimate(logits)):
+        if not close(got, objectives.total_correlation_estimate(logits)):
             return "wrong value: average logit_0 − logit_1 over the batch"
         return None
 
-    return _run("TC from logits", check)
+    return run_check("TC from logits", check)
 
 
 def check_gaussian_tc(fn: Callable) -> bool:
@@ -187,7 +187,7 @@ def check_gaussian_tc(fn: Callable) -> bool:
                 return f"for cov = {cov.tolist()} expected {ref:.4f}, got {got:.4f}. Hint: ½ (Σ log Σ_jj − log det Σ)"
         return None
 
-    return _run("Gaussian TC", check)
+    return run_check("Gaussian TC", check)
 
 
 # -- 05 FactorVAE -------------------------------------------------------------------------------
@@ -209,20 +209,20 @@ def check_discriminator_loss(fn: Callable) -> bool:
         loss = fn(disc, z, zp)
         with torch.no_grad():
             ref = objectives.discriminator_loss(disc(z), disc(zp))
-        if _close(loss.detach(), objectives.discriminator_loss(disc(zp), disc(z)).detach()):
+        if close(loss.detach(), objectives.discriminator_loss(disc(zp), disc(z)).detach()):
             return "the classes are swapped: z from q(z) is class 0, permuted z is class 1"
-        if _close(loss.detach(), len(z) * ref):
+        if close(loss.detach(), len(z) * ref):
             return "you summed the cross-entropies over the batch: average them (as F.cross_entropy does by default)"
-        if _close(loss.detach(), 2 * ref):
+        if close(loss.detach(), 2 * ref):
             return "the ½ is missing: D's loss is the mean of its two cross-entropies, one per class"
-        if not _close(loss.detach(), ref):
+        if not close(loss.detach(), ref):
             return "wrong value: ½ [CE(D(z), 0) + CE(D(z_perm), 1)]"
         loss.backward()
         if z.grad is not None and z.grad.abs().sum() > 0:
             return "D's loss sends gradient into z, and so into the encoder: use z.detach()"
         return None
 
-    return _run("discriminator loss", check)
+    return run_check("discriminator loss", check)
 
 
 # -- 06 Measuring disentanglement ---------------------------------------------------------------
@@ -245,7 +245,7 @@ def check_majority_vote_accuracy(fn: Callable) -> bool:
             return "that is the number of correct votes: divide by the total number of votes"
         return "wrong value. Hint: Σ_j max_k V[k, j] / Σ V"
 
-    return _run("majority-vote accuracy", check)
+    return run_check("majority-vote accuracy", check)
 
 
 # -- 07 Reproducing the paper -----------------------------------------------------------------------
@@ -265,7 +265,7 @@ def check_dominates(fn: Callable) -> bool:
         (lambda a, b: a[0] < b[0] or a[1] > b[1],
          "better on one axis and worse on the other is a trade, not domination: it must be no worse on both"),
     ]
-    return _run("dominates", lambda: _diagnose(fn, cases, _dominates, wrong))
+    return run_check("dominates", lambda: diagnose(fn, cases, _dominates, wrong))
 
 
 def _dominates(a, b) -> bool:
@@ -290,7 +290,7 @@ def check_separated(fn: Callable) -> bool:
         (lambda a, b: a.min() >= b.max() or a.max() <= b.min(),
          "ranges that touch are not separated: a seed of each setting scored the same"),
     ]
-    return _run("separated", lambda: _diagnose(fn, cases, _separated, wrong))
+    return run_check("separated", lambda: diagnose(fn, cases, _separated, wrong))
 
 
 def _separated(a, b) -> bool:

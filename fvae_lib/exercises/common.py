@@ -6,7 +6,9 @@ from typing import Callable
 import torch
 
 
-def _run(name: str, check: Callable[[], str | None]) -> bool:
+def run_check(name: str, check: Callable[[], str | None]) -> bool:
+    """Run one checker's ``check`` (None: right, else what is wrong), print ✓ or ✗ with the reason, and say
+    whether it passed; a learner's exception is reported, not raised."""
     try:
         problem = check()
     except NotImplementedError:
@@ -22,11 +24,12 @@ def _run(name: str, check: Callable[[], str | None]) -> bool:
     return True
 
 
-def _close(a, b, tol=1e-4) -> bool:
+def close(a, b, tol=1e-4) -> bool:
+    """Equal to ``tol``, absolute and relative, compared in float64."""
     return torch.allclose(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), atol=tol, rtol=tol)
 
 
-def _diagnose(fn: Callable, cases: list, right: Callable, wrong: list) -> str | None:
+def diagnose(fn: Callable, cases: list, right: Callable, wrong: list) -> str | None:
     """Run ``fn`` on every case; None if it answers as ``right`` does, else the message of the classic wrong
     answer (a function in ``wrong``) whose answers it reproduces, else the first case it gets wrong."""
     got = [bool(fn(*case)) for case in cases]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .common import _run
+from .common import run_check
 
 __all__ = ['check_images_with_two_factors_fixed', 'check_beta_prediction', 'check_information_cap', 'check_collision_correlation', 'check_unequal_classes', 'check_penalty_weights', 'check_chance_score']
 
@@ -22,7 +22,7 @@ def _answer(name: str, fn: Callable, right: float, tol: float, wrong: list, hint
                 return message
         return f"{got:g} is not it. Hint: {hint}"
 
-    return _run(name, check)
+    return run_check(name, check)
 
 
 def check_images_with_two_factors_fixed(fn: Callable) -> bool:
@@ -51,7 +51,7 @@ def check_beta_prediction(fn: Callable) -> bool:
             return "the KL is the term β multiplies: a larger β makes it costlier, so training drives it down"
         return "both the wrong way round: a larger β penalises the KL (down), and reconstruction pays (up)"
 
-    return _run("β prediction", check)
+    return run_check("β prediction", check)
 
 
 def check_information_cap(fn: Callable) -> bool:
@@ -104,7 +104,7 @@ def check_penalty_weights(fn: Callable) -> bool:
             return "I(x; z) is only in the KL term, whose weight is β = 2: that is its weight, whatever γ"
         return "write β·KL + γ·TC with KL = I + TC + Σ_j KL(q(z_j) ‖ p(z_j)) and collect the terms"
 
-    return _run("penalty weights", check)
+    return run_check("penalty weights", check)
 
 
 def check_chance_score(fn: Callable) -> bool:
