@@ -8,5 +8,7 @@ from .code import *  # noqa: F401,F403
 from .code import __all__ as _code
 from .concepts import *  # noqa: F401,F403
 from .concepts import __all__ as _concepts
+from .steps import *  # noqa: F401,F403
+from .steps import __all__ as _steps
 
-__all__ = _code + _concepts
+__all__ = _code + _concepts + _steps
