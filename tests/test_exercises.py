@@ -37,6 +37,7 @@ def gaussian_tc(cov):
 
 RIGHT = {
     "check_index_of": index_of,
+    "check_reconstruction_loss": lambda lg, x: F.binary_cross_entropy_with_logits(lg, x, reduction="sum") / len(x),
     "check_kl_divergence": lambda mu, lv: (0.5 * (mu ** 2 + lv.exp() - lv - 1)).sum(1).mean(),
     "check_reparameterise": lambda mu, lv, eps: mu + torch.exp(0.5 * lv) * eps,
     "check_log_aggregate_posterior": log_q,
@@ -84,6 +85,16 @@ def _log_q_mean_of_logs(z, mu, logvar):
     return per_dim.sum(-1).mean(1)
 
 
+def _log_q_naive(z, mu, logvar):  # right on paper, −inf in float32 far from every component
+    per_dim = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None]) ** 2 / logvar.exp()[None])
+    return torch.log(per_dim.sum(-1).exp().mean(1))
+
+
+def _recon_naive(logits, x):  # right on paper, inf in float32 for a confident decoder
+    p = torch.sigmoid(logits)
+    return -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).sum() / len(x)
+
+
 def _d_loss_summed(disc, z, zp):
     z = z.detach()
     zeros, ones = torch.zeros(len(z), dtype=torch.long), torch.ones(len(zp), dtype=torch.long)
@@ -100,9 +111,19 @@ WRONG = [
     ("check_reparameterise", lambda mu, lv, eps: mu + lv.exp() * eps, "by the variance"),
     ("check_reparameterise", lambda mu, lv, eps: mu + lv * eps, "logvar is a logarithm"),
     ("check_reparameterise", lambda mu, lv, eps: mu + eps, "eps is not scaled"),
+    ("check_reparameterise", lambda mu, lv, eps: (mu + torch.exp(0.5 * lv) * eps).detach(), "no gradient reaches"),
+    ("check_reparameterise", lambda mu, lv, eps: mu.detach() + torch.exp(0.5 * lv) * eps, "dz/dmu"),
+    ("check_reparameterise", lambda mu, lv, eps: mu + torch.exp(0.5 * lv.detach()) * eps, "dz/dlogvar"),
+    ("check_reconstruction_loss", lambda lg, x: F.binary_cross_entropy_with_logits(lg, x), "mean over the pixels"),
+    ("check_reconstruction_loss", lambda lg, x: F.binary_cross_entropy_with_logits(lg, x, reduction="sum"), "summed over the batch"),
+    ("check_reconstruction_loss", lambda lg, x: F.binary_cross_entropy_with_logits(torch.sigmoid(lg), x, reduction="sum") / len(x), "sigmoid is applied twice"),
+    ("check_reconstruction_loss", lambda lg, x: ((torch.sigmoid(lg) - x) ** 2).sum() / len(x), "squared error"),
+    ("check_reconstruction_loss", lambda lg, x: -F.binary_cross_entropy_with_logits(lg, x, reduction="sum") / len(x), "sign is flipped"),
+    ("check_reconstruction_loss", _recon_naive, "logits of ±100"),
     ("check_log_aggregate_posterior", lambda z, mu, lv: log_q(z, mu, lv) + math.log(len(mu)), "off by log N"),
     ("check_log_aggregate_posterior", _log_q_factorised, "product of the marginals"),
     ("check_log_aggregate_posterior", _log_q_mean_of_logs, "averaged the log-densities"),
+    ("check_log_aggregate_posterior", _log_q_naive, "logsumexp"),
     ("check_permute_dims", lambda z: torch.stack([row[torch.randperm(len(row))] for row in z]), "within each sample"),
     ("check_permute_dims", _shuffle_rows, "all columns moved together"),
     ("check_permute_dims", lambda z: z.sort(0).values, "sorted each column"),
@@ -162,8 +183,11 @@ WRONG = [
 ]
 
 
+WHOLE_STEP = {"check_beta_vae_step", "check_factor_vae_step"}  # right and wrong steps: tests/test_exercise_steps.py
+
+
 def test_every_checker_has_a_right_answer_and_wrong_ones():
-    checkers = {name for name in dir(exercises) if name.startswith("check_")}
+    checkers = {name for name in dir(exercises) if name.startswith("check_")} - WHOLE_STEP
     assert checkers == set(RIGHT), checkers ^ set(RIGHT)
     assert checkers == {name for name, _, _ in WRONG}
 

@@ -11,7 +11,7 @@ from .. import objectives
 from ..gaussians import gaussian_total_correlation, log_normal_per_dim
 from .common import close, diagnose, run_check
 
-__all__ = ['check_index_of', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
+__all__ = ['check_index_of', 'check_reconstruction_loss', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
 
 
 # -- 00 The data -----------------------------------------------------------------------------------
@@ -37,6 +37,44 @@ def check_index_of(fn: Callable) -> bool:
 
 
 # -- 01 VAE and β-VAE ----------------------------------------------------------------------------
+
+
+def check_reconstruction_loss(fn: Callable) -> bool:
+    """fn(logits (B, C, H, W), x (B, C, H, W) of 0/1) -> −log p(x|z) of a Bernoulli decoder, summed over the pixels
+    and averaged over the batch (nats per image), computed from the logits."""
+
+    def check():
+        g = torch.Generator().manual_seed(3)
+        logits = torch.randn(5, 1, 7, 9, generator=g) * 3  # not 64 x 64: the formula is general
+        x = (torch.rand(5, 1, 7, 9, generator=g) < 0.3).float()
+        got = torch.as_tensor(fn(logits, x))
+        ref = objectives.reconstruction_loss(logits, x)
+        if got.numel() != 1:
+            return f"expected one number (nats per image), got shape {tuple(got.shape)}"
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        if close(got, bce(logits, x)):
+            return "that is the mean over the pixels too: sum over each image's pixels, then average over the batch"
+        if close(got, ref * len(x)):
+            return "you summed over the batch: average over the images (nats per image)"
+        if close(got, bce(torch.sigmoid(logits), x, reduction="sum") / len(x)):
+            return "the sigmoid is applied twice: binary_cross_entropy_with_logits takes the logits themselves"
+        if close(got, ((torch.sigmoid(logits) - x) ** 2).sum() / len(x)):
+            return "that is a squared error: a Bernoulli decoder's −log p(x|z) is the binary cross-entropy"
+        if close(got, -ref):
+            return "the sign is flipped: the reconstruction term is −log p(x|z), a positive number of nats"
+        if not close(got, ref):
+            return "wrong value. Hint: −Σ_pixels [x log σ(ℓ) + (1 − x) log(1 − σ(ℓ))], averaged over the batch"
+        # stability: a confident decoder (|logit| ~ 100) must not give inf or nan (log σ(ℓ) = −softplus(−ℓ))
+        sure = torch.tensor([[[[100.0, -100.0], [-100.0, 100.0]]]])
+        target = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]])
+        got = torch.as_tensor(fn(sure, target))
+        if not torch.isfinite(got).all() or not close(got, objectives.reconstruction_loss(sure, target), 1e-3):
+            return (f"with logits of ±100 your function gives {got.item():.4g} instead of "
+                    f"{objectives.reconstruction_loss(sure, target).item():.4g}: σ(100) rounds to 1 in float32, so "
+                    "log(1 − σ) is log 0. Work from the logits: F.binary_cross_entropy_with_logits(logits, x, reduction='sum')")
+        return None
+
+    return run_check("reconstruction loss", check)
 
 
 def check_kl_divergence(fn: Callable) -> bool:
@@ -78,6 +116,22 @@ def check_reparameterise(fn: Callable) -> bool:
             return "eps is not scaled: z = mu + σ · eps with σ = exp(logvar / 2)"
         if not close(got, mu + torch.exp(0.5 * logvar) * eps):
             return "z should be mu + exp(logvar / 2) * eps"
+        # the point of the trick: gradients reach mu and logvar (dz/dmu = 1, dz/dlogvar = ½ σ ε)
+        g = torch.Generator().manual_seed(4)
+        mu = torch.randn(3, 4, generator=g, requires_grad=True)
+        logvar = torch.randn(3, 4, generator=g, requires_grad=True)
+        eps = torch.randn(3, 4, generator=g)
+        z = torch.as_tensor(fn(mu, logvar, eps))
+        if z.shape != mu.shape:
+            return f"for mu of shape {tuple(mu.shape)} z has shape {tuple(z.shape)}: z is elementwise, the shape of mu"
+        if not z.requires_grad:
+            return ("no gradient reaches mu and logvar: the sample was detached (.detach(), .data, torch.no_grad or a "
+                    "sampler such as torch.normal). The trick is that z = mu + σ·eps is an ordinary differentiable expression")
+        z.sum().backward()
+        if mu.grad is None or not close(mu.grad, torch.ones_like(mu)):
+            return "dz/dmu should be 1 for every element: z = mu + σ·eps"
+        if logvar.grad is None or not close(logvar.grad, 0.5 * torch.exp(0.5 * logvar.detach()) * eps):
+            return "dz/dlogvar should be ½ σ eps: compute σ from logvar inside the function (σ = exp(logvar / 2))"
         return None
 
     return run_check("reparameterisation", check)
@@ -106,6 +160,15 @@ def check_log_aggregate_posterior(fn: Callable) -> bool:
             return "you averaged the log-densities; q(z) averages the densities: logsumexp over components, minus log N"
         if not close(got, ref):
             return "wrong value. Hint: sum the per-dimension Gaussian log-densities, then logsumexp over the N components"
+        # far from every component (sharp posteriors, as trained ones are), the densities underflow to 0 in float32
+        z_far = torch.full((2, 3), 4.0)
+        mu_far, logvar_far = torch.randn(20, 3, generator=g) * 0.1, torch.full((20, 3), -6.0)
+        ref = torch.logsumexp(log_normal_per_dim(z_far, mu_far, logvar_far).sum(-1), dim=1) - math.log(20)
+        got = torch.as_tensor(fn(z_far, mu_far, logvar_far))
+        if not torch.isfinite(got).all() or not close(got, ref, 1e-3):
+            return (f"for z far from every component (log-densities near {ref[0].item():.0f}) your function gives "
+                    f"{got.tolist()}: exp() of such log-densities is 0 in float32, so log(mean(exp(·))) is −inf. "
+                    "Stay in logs: torch.logsumexp(log_densities, dim=1) − log N")
         return None
 
     return run_check("log q(z)", check)
