@@ -179,3 +179,11 @@ def test_the_beta_vae_checker_names_each_mistake(mistake, hint, capsys):
     assert not check_beta_vae_step(lambda *a: beta_step(*a, mistake=mistake))
     out = capsys.readouterr().out
     assert hint in out, out
+
+
+def test_an_unfinished_step_is_reported_as_not_done(capsys):
+    def stub(*args):
+        raise NotImplementedError
+
+    assert not check_beta_vae_step(stub) and not check_factor_vae_step(stub)
+    assert capsys.readouterr().out.count("not done yet") == 2
