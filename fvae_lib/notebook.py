@@ -7,6 +7,7 @@ before training :mod:`fvae_lib.plan`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .config import TrainConfig
 from .modes import Mode, run_folder, runs_dir
@@ -20,12 +21,14 @@ def is_finished(run: Path) -> bool:
     return asked > 0 and done >= asked
 
 
-def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: bool = True, data=None, **overrides):
+def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: bool = True, data=None,
+                  step: Callable | None = None, **overrides):
     """Reuse the finished run ``runs/<mode>/<name>``, or train (or finish) it.
 
     Returns (vae in eval mode, TrainConfig, history rows). The config is the mode's preset with
     ``overrides`` (gamma, beta, seed, ...); a folder holding a different config is an error rather
-    than silently reused.
+    than silently reused. ``step``: a step function of one's own for the trainer (``Trainer(step=...)``);
+    give its runs a name of their own, since a finished run is reused whatever step trained it.
     """
     run = run_folder(name, mode)
     config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
@@ -38,7 +41,7 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
         return vae, config, RunFolder(run).read_history()
     if not was_announced(run):  # say what is about to happen, and how long it should take
         print(training_plan([(name, model, overrides)], mode, data=data))
-    trainer = Trainer(config, run, resume=RunFolder(run).exists(), data=data, progress=progress)
+    trainer = Trainer(config, run, resume=RunFolder(run).exists(), data=data, progress=progress, step=step)
     trainer.run()
     return trainer.vae.eval(), config, trainer.folder.read_history()
 

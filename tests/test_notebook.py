@@ -50,3 +50,17 @@ def test_smoke_mode_shows_a_reference_model_and_trained_modes_their_own(capsys):
     shown = model_to_show("factorvae_g35", MODES["smoke"], own)
     assert shown is not own and "reference model factorvae_g35" in capsys.readouterr().out
     assert model_to_show("factorvae_g99", MODES["smoke"], own) is own
+
+
+def test_load_or_train_trains_with_a_step_of_ones_own(runs, small_replica):
+    from fvae_lib.algorithm import beta_vae_step
+
+    calls = []
+
+    def my_step(*args):
+        calls.append(1)
+        return beta_vae_step(*args)
+
+    mode = run_mode("smoke")
+    _, config, history = load_or_train("mine", mode, model="betavae", beta=4.0, progress=False, data=small_replica, step=my_step)
+    assert len(calls) == config.iterations and history[-1]["step"] == config.iterations
