@@ -53,7 +53,7 @@ def factor_vae_votes(data, represent: Represent, rng: np.random.Generator, num_v
 
 def factor_vae_score(data, represent: Represent, rng: np.random.Generator, *, batch_size: int = 64,
                      num_train: int = 10000, num_eval: int = 5000, num_variance_estimate: int = 10000,
-                     prune_threshold: float = 0.05) -> dict:
+                     prune_threshold: float = 0.05, details: bool = False) -> dict:
     """The FactorVAE metric: accuracy of a majority-vote classifier from argmin normalised variance to the
     fixed factor.
 
@@ -73,6 +73,9 @@ def factor_vae_score(data, represent: Represent, rng: np.random.Generator, *, ba
     The paper's own protocol may differ in details its text leaves open; public reimplementations of it use
     L = 100 and 800 votes balanced over factors, some a sample of q(z|x) instead of the mean: pass
     ``batch_size=100, num_train=800`` for the closest cheap variant.
+
+    ``details``: also return the training votes (``votes``, K factors x active latents, the matrix the
+    classifier is read from) and which latents were kept (``active``), to draw them.
     """
     codes = represent_factors(data, represent, data.sample_factors(num_variance_estimate, rng), rng)
     global_variances = codes.var(axis=0, ddof=1)
@@ -83,11 +86,14 @@ def factor_vae_score(data, represent: Represent, rng: np.random.Generator, *, ba
     classifier = np.argmax(train, axis=0)  # (active,) dimension -> factor
     cols = np.arange(train.shape[1])
     evaluation = factor_vae_votes(data, represent, rng, num_eval, batch_size, global_variances, active)
-    return {
+    result = {
         "train_accuracy": float(train[classifier, cols].sum() / train.sum()),
         "eval_accuracy": float(evaluation[classifier, cols].sum() / evaluation.sum()),
         "num_active_dims": int(active.sum()),
     }
+    if details:
+        result.update(votes=train.tolist(), active=np.flatnonzero(active).tolist())
+    return result
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ def discrete_entropy(y: np.ndarray) -> np.ndarray:
 
 
 def mig(data, represent: Represent, rng: np.random.Generator, *, num_train: int = 10000, num_bins: int = 20,
-        factor_indices: tuple[int, ...] | None = None) -> dict:
+        factor_indices: tuple[int, ...] | None = None, details: bool = False) -> dict:
     """Mutual Information Gap: mean over factors k of (I(z_j*; v_k) − I(z_j°; v_k)) / H(v_k), with j* and
     j° the latents of highest and second-highest mutual information with v_k.
 
@@ -208,6 +214,9 @@ def mig(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
     aggregate posterior, and on dSprites the shape factor left out. Scores from the two estimators
     are not comparable (about 1e-3 against 0.5 has been reported for one model). ``factor_indices=(1, 2,
     3, 4)`` drops shape as Chen does; :func:`mig_sampled` is Chen's estimator itself.
+
+    ``details``: also return the mutual information matrix (``mutual_info``, d latents x K factors, nats) and
+    each factor's entropy (``entropy``), to draw them.
     """
     codes, factors = sample_codes(data, represent, num_train, rng)
     if factor_indices is not None:
@@ -216,7 +225,10 @@ def mig(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
     entropy = discrete_entropy(factors)
     top = np.sort(m, axis=0)[::-1]
     second = top[1] if len(top) > 1 else np.zeros_like(top[0])
-    return {"mig": float(np.mean((top[0] - second) / entropy))}
+    result = {"mig": float(np.mean((top[0] - second) / entropy))}
+    if details:
+        result.update(mutual_info=m.tolist(), entropy=entropy.tolist())
+    return result
 
 
 def mig_sampled(data, posterior: Represent, rng: np.random.Generator, *, num_samples: int = 10000,
@@ -302,13 +314,14 @@ def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
 
 
 def dci(data, represent: Represent, rng: np.random.Generator, *, num_train: int = 10000, num_test: int = 5000,
-        n_jobs: int | None = None) -> dict:
+        n_jobs: int | None = None, details: bool = False) -> dict:
     """DCI disentanglement, completeness and informativeness with scikit-learn's
     GradientBoostingClassifier (default settings) per factor, as disentanglement_lib.
 
     Importance R[j, k] = |feature_importances_| of code j in the classifier of factor k.
     informativeness_* is the mean classification accuracy over factors on the train and test codes.
     n_jobs: factors fitted in parallel processes (default: all cores).
+    details: also return the importance matrix (``importance``, d codes x K factors), to draw it.
     """
     from joblib import Parallel, delayed
 
@@ -329,6 +342,7 @@ def dci(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
         "completeness": completeness,
         "informativeness_train": float(np.mean([f[1] for f in fits])),
         "informativeness_test": float(np.mean([f[2] for f in fits])),
+        **({"importance": importance.tolist()} if details else {}),
     }
 
 

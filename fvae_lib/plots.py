@@ -258,3 +258,47 @@ def latents_vs_factors(codes: np.ndarray, factors: np.ndarray, data, kl=None, ma
         axes[r, 0].set_ylabel(f"z{j}", fontsize=9)
     fig.suptitle("mean code against each factor (a disentangled latent moves with one factor only)", fontsize=9)
     return fig
+
+
+def metric_matrices(factor_names, votes=None, active=None, mutual_info=None, entropy=None, importance=None,
+                    title: str | None = None) -> Figure:
+    """The matrices behind three scores, as heat maps, factors down the side and latents across:
+
+    * the FactorVAE metric's votes V[k, j] (``factor_vae_score(details=True)``: ``votes``, ``active``): how often
+      latent j had the smallest normalised variance when factor k was fixed; a disentangled code has one
+      dominant cell per row and per column;
+    * MIG's mutual information I(z_j; v_k) / H(v_k) (``mig(details=True)``): MIG is the gap between the two largest
+      cells of each row, averaged;
+    * DCI's importance R[j, k] (``dci(details=True)``): how much the classifier of factor k relies on latent j;
+      disentanglement asks one factor per latent (column), completeness one latent per factor (row).
+    """
+    panels = []
+    if votes is not None:
+        v = np.asarray(votes, float)
+        panels.append(("FactorVAE metric: votes (share of each factor's)", v / np.maximum(v.sum(1, keepdims=True), 1),
+                       [f"z{j}" for j in (active if active is not None else range(v.shape[1]))]))
+    if mutual_info is not None:
+        m = np.asarray(mutual_info, float).T / np.asarray(entropy, float)[:, None]
+        panels.append(("MIG: I(z_j; v_k) / H(v_k)", m, [f"z{j}" for j in range(m.shape[1])]))
+    if importance is not None:
+        r = np.asarray(importance, float).T
+        panels.append(("DCI: importance R (share of each factor's)", r / np.maximum(r.sum(1, keepdims=True), 1e-12),
+                       [f"z{j}" for j in range(r.shape[1])]))
+    if not panels:
+        raise ValueError("metric_matrices needs at least one of votes, mutual_info (with entropy) or importance")
+    fig = new_figure(figsize=(4.2 * len(panels), 2.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, matrix, columns) in zip(axes, panels):
+        image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1e-12, float(matrix.max())), aspect="auto")
+        ax.set_title(name, fontsize=8)
+        ax.set_yticks(range(len(factor_names)), factor_names, fontsize=7)
+        ax.set_xticks(range(len(columns)), columns, fontsize=7)
+        for (k, j), value in np.ndenumerate(matrix):
+            if value >= 0.1:
+                ax.text(j, k, f"{value:.2f}".rstrip("0").rstrip("."), ha="center", va="center", fontsize=6,
+                        color="white" if value > 0.6 * matrix.max() else "black")
+        fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.subplots_adjust(top=0.8 if title else 0.88, bottom=0.12, wspace=0.35)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -24,6 +24,17 @@ def small_replica():
     return DSprites(source="replica", steps={"orientation": 4, "posX": 4, "posY": 4}, data_dir="/nonexistent-fvae", progress=False)
 
 
+@pytest.fixture(scope="module")
+def vae():
+    """An untrained VAE (seed 0) in eval mode, one per test module (test_plots, test_explorer)."""
+    import torch
+
+    from fvae_lib.models import VAE
+
+    torch.manual_seed(0)
+    return VAE(10).eval()
+
+
 # A process that holds a folder's lock (fvae_lib.storage.FolderLock) until a line arrives on its stdin, or says
 # "busy ..." if another process holds it.
 HOLD = """

@@ -263,15 +263,6 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
         DSprites(source="real", path=tmp_path / REAL_FILENAME, data_dir=blocker / "sub", progress=False)
 
 
-def test_cli_reports_bad_input_without_a_traceback(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "fvae_lib", "data", "--source", "real", "--path", str(tmp_path / "nope.npz")],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert proc.returncode == 2
-    assert "error:" in proc.stderr and "nope.npz" in proc.stderr and "Traceback" not in proc.stderr
-
-
 # ---------------------------------------------------------------- the cache survives kills and damage
 
 

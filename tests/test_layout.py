@@ -94,3 +94,11 @@ def test_the_readme_layout_names_every_module_on_a_line_no_lower_than_its_import
             continue
         above = {m for m in imported_modules(path, rel) - {me} if m in where and where[m] > where[me]}
         assert not above, f"{rel} (README line {where[me]}) imports modules the README lists below it: {sorted(above)}"
+
+
+def test_every_module_has_its_own_test_file():
+    """The README's promise: tests/test_<module>.py for each module and subpackage (test_cli for __main__)."""
+    tests = PACKAGE.parent / "tests"
+    wanted = {top_module(rel) for rel, _ in modules()} - {"__init__"}
+    missing = sorted(m for m in wanted if not (tests / f"test_{'cli' if m == '__main__' else m}.py").exists())
+    assert not missing, f"modules without a test file of their own: {missing}"

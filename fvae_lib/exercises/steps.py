@@ -31,158 +31,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import objectives
-from ..algorithm import METHODS, beta_vae_step, factor_vae_step
+from ..algorithm import beta_vae_step, factor_vae_step
 from ..models import VAE, Discriminator
 from .common import run_check
+from .replay import (BATCH, GRAD_TOL, Z_DIM, Recorder, StepSetup, as_terms, close_to, explain_error, relative_gap,
+                     rows_in, same_columns, term_mistake)
 
 __all__ = ["check_beta_vae_step", "check_factor_vae_step"]
-
-GRAD_TOL = 1e-4  # relative, per parameter: ‖g_i − g_ref,i‖ ≤ GRAD_TOL · ‖g_ref,i‖ (see _relative)
-TERM_TOL = 1e-4  # relative, on each returned term
-Z_DIM, BATCH = 6, 12  # not dSprites' 10 and 64: a step that hard-codes either fails
-
-
-class _Recorder:
-    """Everything a step did: the updates in order (with the gradients they applied), and every batch D saw."""
-
-    def __init__(self):
-        self.updates: list[tuple[str, list[torch.Tensor]]] = []
-        self.seen_by_d: list[tuple[int, torch.Tensor]] = []  # (updates so far, D's input)
-
-    def optimiser(self, name: str, params, lr: float = 1e-3):
-        recorder = self
-
-        class Recording(torch.optim.SGD):
-            def step(self, closure=None):
-                grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                         for group in self.param_groups for p in group["params"]]
-                recorder.updates.append((name, grads))
-                return super().step(closure)
-
-        return Recording(list(params), lr=lr)
-
-    def watch(self, disc: torch.nn.Module):
-        return disc.register_forward_hook(lambda module, inputs, output: self.seen_by_d.append(
-            (len(self.updates), inputs[0].detach().clone())))
-
-    def update(self, name: str) -> list[torch.Tensor] | None:
-        found = [g for n, g in self.updates if n == name]
-        return found[0] if len(found) == 1 else None
-
-
-def _relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """The largest relative difference of one parameter's gradient, ‖a_i − b_i‖ / ‖b_i‖, over the parameters (a
-    tensor whose gradient is tiny beside the others' is measured against a millionth of their total instead). Per
-    parameter, since the decoder's gradients outweigh the encoder's by orders of magnitude."""
-    total = sum(float(y.pow(2).sum()) for y in b) ** 0.5
-    return max(float((x - y).norm()) / max(float(y.norm()), 1e-6 * total, 1e-12) for x, y in zip(a, b))
-
-
-def _terms(result, model: str) -> dict | str:
-    """The step's terms as a dict of float tensors, or what is wrong with what it returned."""
-    wanted = set(METHODS[model].terms.names()) | {"kl_per_dim"}
-    if not isinstance(result, dict):
-        try:
-            result = {name: getattr(result, name) for name in wanted}
-        except AttributeError:
-            return (f"the step returned {type(result).__name__}; return its terms by name, a dict with keys "
-                    f"{sorted(wanted)} (or the library's {METHODS[model].terms.__name__})")
-    missing, unknown = wanted - set(result), set(result) - wanted
-    if missing or unknown:
-        return f"the step's terms: missing {sorted(missing)}, unknown {sorted(unknown)}; a {model} step returns {sorted(wanted)}"
-    return {k: torch.as_tensor(v).detach().float() for k, v in result.items()}
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = TERM_TOL) -> bool:
-    return a.shape == b.shape and bool(((a - b).abs() <= tol * (b.abs() + 1e-3)).all())
-
-
-def _term_mistakes(got: dict, ref: dict, ctx: dict) -> str | None:
-    """The first returned term that differs from the library's, and the classic mistake behind it."""
-    order = [k for k in ("recon", "kl", "tc", "loss", "d_loss", "d_acc", "kl_per_dim") if k in ref]
-    for name in order:
-        g, r = got[name], ref[name]
-        if _close(g, r):
-            continue
-        if name == "recon":
-            if _close(g * ctx["pixels"], r):
-                return "recon is averaged over the pixels: sum the binary cross-entropy over each image's 4,096 pixels, then average over the batch (nats per image)"
-            if _close(g, r * ctx["batch"]):
-                return "recon is summed over the batch: average it over the images (nats per image)"
-            if _close(g, ctx["recon_from_mu"]):
-                return "recon was computed from the decoded means: decode a sample z = μ + σ·ε (one per image), not μ"
-            return f"recon is {g.item():.4g}, expected {r.item():.4g}: F.binary_cross_entropy_with_logits(logits, x, reduction='sum') / batch size"
-        if name == "kl":
-            if _close(g, r * ctx["batch"]):
-                return "kl is summed over the batch: sum over the latents, then average over the images"
-            if _close(g * ctx["z_dim"], r):
-                return "kl is averaged over the latents too: the KL of a diagonal Gaussian is the sum over its latents"
-            return f"kl is {g.item():.4g}, expected {r.item():.4g}: ½ Σ_j (μ_j² + exp(logvar_j) − logvar_j − 1), averaged over the batch"
-        if name == "tc":
-            if _close(g, -r):
-                return "the TC estimate has the wrong sign: class 0 is 'from q(z)', so TC ≈ mean(logit_0 − logit_1) of D(z)"
-            return f"tc is {g.item():.4g}, expected {r.item():.4g}: mean(logit_0 − logit_1) of D on the sample z of batch B"
-        if name == "loss":
-            return (f"loss is {g.item():.4g}, expected {r.item():.4g}: " + ctx["loss_formula"]
-                    + (" (is β on the reconstruction instead of the KL?)" if _close(g, ctx["beta_on_recon"]) else ""))
-        if name == "d_loss":
-            if _close(g, ctx["d_loss_swapped"]):
-                return "D's classes are swapped: the sample z of B is class 0, the permuted z′ of B′ class 1"
-            if _close(g, 2 * r):
-                return "d_loss lacks the ½: it is the mean of D's two cross-entropies, ½ [CE(D(z), 0) + CE(D(z′_perm), 1)]"
-            return f"d_loss is {g.item():.4g}, expected {r.item():.4g}: ½ [CE(D(z), 0) + CE(D(z′_perm), 1)] (F.cross_entropy averages)"
-        if name == "d_acc":
-            return f"d_acc is {g.item():.4g}, expected {r.item():.4g}: the share of both batches D classifies right (objectives.discriminator_accuracy)"
-        if name == "kl_per_dim":
-            return "kl_per_dim should be the KL of each latent averaged over the batch, shape (z_dim,)"
-    return None
-
-
-def _rows_in(rows: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
-    """For each row of ``rows``, whether it is (to rounding) a row of ``pool``."""
-    if len(pool) == 0:
-        return torch.zeros(len(rows), dtype=torch.bool)
-    return ((rows[:, None] - pool[None]).abs().amax(-1) <= 1e-5).any(1)
-
-
-def _same_columns(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Every column of ``a`` holds exactly the values of the same column of ``b`` (a permutation of them)."""
-    return a.shape == b.shape and bool(((a.sort(0).values - b.sort(0).values).abs() <= 1e-5).all())
-
-
-class _Setup:
-    """Small networks and data (6 latents, batch 12, a narrow D), seeded; ``fresh()`` gives an identical copy."""
-
-    def __init__(self, with_disc: bool, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.vae = VAE(Z_DIM)
-            self.disc = Discriminator(Z_DIM, hidden=64, hidden_layers=3) if with_disc else None
-        # two iterations of two independent batches each: sparse binary images, like dSprites'
-        self.batches = [[(torch.rand(BATCH, 1, 64, 64, generator=g) < 0.08).float() for _ in range(2)] for _ in range(2)]
-        self.seed = seed
-
-    def fresh(self):
-        return copy.deepcopy(self.vae), copy.deepcopy(self.disc)
-
-    def noise(self, it: int = 0) -> torch.Generator:
-        """The noise generator handed to the step at iteration ``it`` (a fresh one each iteration, so a step that
-        draws its permutations elsewhere still gets the same ε in the next)."""
-        return torch.Generator().manual_seed(self.seed + 7 + it)
-
-
-def _explain_error(err: Exception) -> str:
-    text = str(err)
-    if "modified by an inplace operation" in text:
-        return ("PyTorch refused a backward through a graph whose weights an optimiser step had already changed in place "
-                "(the classic error of code written before PyTorch 1.5): the discriminator's loss reused the VAE step's "
-                "graph after its update. Compute D's loss on z.detach() (the sample of B, drawn before the update) and "
-                f"on the permuted z′, after the VAE update. ({type(err).__name__}: {text.splitlines()[0]})")
-    if "backward through the graph a second time" in text:
-        return ("a second backward went through the VAE's graph, freed by the first: D's loss must not reach the "
-                "encoder, so feed D z.detach() and the permuted z′ (computed without gradient)")
-    return f"your step raised {type(err).__name__}: {text}"
 
 
 # -- the β-VAE step (01) -------------------------------------------------------------------------
@@ -195,11 +50,11 @@ def check_beta_vae_step(fn: Callable) -> bool:
 
 
 def _check_beta(fn: Callable) -> str | None:
-    setup, beta = _Setup(with_disc=False), 4.0
+    setup, beta = StepSetup(with_disc=False), 4.0
     runs = {}
     for who, step in (("ref", beta_vae_step), ("you", fn)):
         vae, _ = setup.fresh()
-        rec = _Recorder()
+        rec = Recorder()
         opt = rec.optimiser("vae", vae.parameters())
         terms = []
         for it in range(2):
@@ -211,8 +66,8 @@ def _check_beta(fn: Callable) -> str | None:
             except Exception as err:  # noqa: BLE001 -- the learner's bug, reported
                 if who == "ref":
                     raise
-                return _explain_error(err)
-            got = _terms(result, "betavae")
+                return explain_error(err)
+            got = as_terms(result, "betavae")
             if isinstance(got, str):
                 return got
             n = len(rec.updates) - before
@@ -223,11 +78,11 @@ def _check_beta(fn: Callable) -> str | None:
     vae0, _ = setup.fresh()
     for it in range(2):
         ctx = _context_beta(vae0 if it == 0 else None, setup, beta)
-        problem = _term_mistakes(runs["you"][2][it], runs["ref"][2][it], ctx)
+        problem = term_mistake(runs["you"][2][it], runs["ref"][2][it], ctx)
         if problem:
             return f"iteration {it + 1}: {problem}"
         got, ref = runs["you"][1].updates[it][1], runs["ref"][1].updates[it][1]
-        if _relative(got, ref) > GRAD_TOL:
+        if relative_gap(got, ref) > GRAD_TOL:
             return _explain_vae_gradient(it, got, ref, runs["ref"][1].updates, setup, beta)
     return None
 
@@ -247,7 +102,7 @@ def _context_beta(vae, setup, beta) -> dict:
 
 
 def _explain_vae_gradient(it, got, ref, ref_updates, setup, beta) -> str:
-    if it == 1 and _relative(got, [a + b for a, b in zip(ref, ref_updates[0][1])]) < 1e-3:
+    if it == 1 and relative_gap(got, [a + b for a, b in zip(ref, ref_updates[0][1])]) < 1e-3:
         return ("iteration 2's gradient still holds iteration 1's: gradients accumulate in .grad until zeroed, so "
                 "call opt_vae.zero_grad() before loss.backward()")
     if it == 0:
@@ -258,10 +113,10 @@ def _explain_vae_gradient(it, got, ref, ref_updates, setup, beta) -> str:
         loss = objectives.reconstruction_loss(vae.decoder(z), x) + beta * objectives.kl_divergence(mu, logvar)
         grads = torch.autograd.grad(loss, list(vae.parameters()), allow_unused=True)
         cut = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, vae.parameters())]
-        if _relative(got, cut) < 1e-3:
+        if relative_gap(got, cut) < 1e-3:
             return ("the reconstruction's gradient does not reach the encoder: z was detached (or drawn without the "
                     "reparameterisation). z = μ + exp(½ logvar)·ε keeps z differentiable in μ and σ")
-    return (f"iteration {it + 1}: the VAE update applied a gradient {100 * _relative(got, ref):.2g}% away from that "
+    return (f"iteration {it + 1}: the VAE update applied a gradient {100 * relative_gap(got, ref):.2g}% away from that "
             "of recon + β·kl (computed on the sample z, one backward, one opt_vae.step())")
 
 
@@ -278,11 +133,11 @@ def check_factor_vae_step(fn: Callable) -> bool:
 D_LR = 1e-2
 
 
-def _run_factor(step, setup: _Setup, gamma: float, beta: float, iterations=(0, 1), start: tuple | None = None):
+def _run_factor(step, setup: StepSetup, gamma: float, beta: float, iterations=(0, 1), start: tuple | None = None):
     """For each iteration: the terms, both updates' gradients, what D saw and when, the networks' states before.
     ``start``: the networks' states to begin from (default: the setup's). Or the learner's problem, as a string."""
     vae, disc = _networks(setup, start) if start else setup.fresh()
-    rec = _Recorder()
+    rec = Recorder()
     opt_vae, opt_d = rec.optimiser("vae", vae.parameters()), rec.optimiser("d", disc.parameters(), lr=D_LR)
     hook = rec.watch(disc)
     out = []
@@ -297,8 +152,8 @@ def _run_factor(step, setup: _Setup, gamma: float, beta: float, iterations=(0, 1
             except Exception as err:  # noqa: BLE001 -- the learner's bug, reported
                 if step is factor_vae_step:
                     raise
-                return _explain_error(err)
-            terms = _terms(result, "factorvae")
+                return explain_error(err)
+            terms = as_terms(result, "factorvae")
             if isinstance(terms, str):
                 return terms
             names = [n for n, _ in rec.updates[before_updates:]]
@@ -314,7 +169,7 @@ def _run_factor(step, setup: _Setup, gamma: float, beta: float, iterations=(0, 1
     return out
 
 
-def _after(vae_state: dict, grads: list[torch.Tensor], setup: _Setup) -> VAE:
+def _after(vae_state: dict, grads: list[torch.Tensor], setup: StepSetup) -> VAE:
     """The VAE after one SGD update (the checker's optimiser) with ``grads`` from ``vae_state``."""
     vae, _ = setup.fresh()
     vae.load_state_dict(vae_state)
@@ -325,7 +180,7 @@ def _after(vae_state: dict, grads: list[torch.Tensor], setup: _Setup) -> VAE:
 
 
 def _check_factor(fn: Callable) -> str | None:
-    setup, gamma, beta = _Setup(with_disc=True), 35.0, 1.0
+    setup, gamma, beta = StepSetup(with_disc=True), 35.0, 1.0
     you = _run_factor(fn, setup, gamma, beta)
     if isinstance(you, str):
         return you
@@ -337,12 +192,12 @@ def _check_factor(fn: Callable) -> str | None:
     return None
 
 
-def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: _Setup, gamma: float) -> str | None:
+def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup, gamma: float) -> str | None:
     z = ref["in_vae"][0]  # the sample of B that the library's VAE update showed D
     vae0, disc0 = _networks(setup, you["before"])
     x1, x2 = setup.batches[it]
     # 1. what D saw in the VAE update: the sample z of B (the TC term)
-    if not any(_close(seen, z, 1e-5) for seen in you["in_vae"]):
+    if not any(close_to(seen, z, 1e-5) for seen in you["in_vae"]):
         return ("in the VAE update D was not shown the sample z of batch B that vae(x1, noise) draws first: the TC term "
                 "is mean(logit_0 − logit_1) of D(z), for the same sample z the reconstruction decodes")
     # 2. the VAE's terms, and the gradient its update applied
@@ -352,49 +207,49 @@ def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: _S
                "recon_from_mu": objectives.reconstruction_loss(vae0.decoder(mu), x1),
                "beta_on_recon": torch.tensor(float("nan"))}
     vae_terms = ("recon", "kl", "tc", "loss", "kl_per_dim")  # D's terms depend on the permutation: checked below
-    problem = _term_mistakes({k: you["terms"][k] for k in vae_terms}, {k: ref["terms"][k] for k in vae_terms}, ctx)
+    problem = term_mistake({k: you["terms"][k] for k in vae_terms}, {k: ref["terms"][k] for k in vae_terms}, ctx)
     if problem:
         return problem
-    if _relative(you["vae_grad"], ref["vae_grad"]) > GRAD_TOL:
+    if relative_gap(you["vae_grad"], ref["vae_grad"]) > GRAD_TOL:
         return _explain_vae_gradient_factor(it, you, ref, you_first, setup)
     # 3. what D saw in its own update: z of B (class 0) and a column-wise permutation of z′ of B′ (class 1)
     if not you["in_d"]:
         return ("D was shown nothing between the VAE update and its own: Algorithm 2 encodes B′ after the VAE update, "
                 "then trains D on z of B (class 0) and permute_dims(z′) (class 1)")
     rows = torch.cat(you["in_d"])
-    if not _rows_in(z, rows).all():
+    if not rows_in(z, rows).all():
         return ("D's class 0 is not the sample z of batch B from the VAE update: Algorithm 2 trains D on the very z the "
                 "VAE update used, drawn before that update (z.detach()), not a new sample or a re-encoding of x1")
-    rest = rows[~_rows_in(rows, z)][:BATCH]
+    rest = rows[~rows_in(rows, z)][:BATCH]
     zprime = _zprime(_after(you["before"][0], you["vae_grad"], setup), x2, setup, it)
     if len(rest) < BATCH:
         return "D saw only one batch in its update: class 1 is permute_dims(z′) of B′, beside class 0, z of B"
-    if not _same_columns(rest, zprime):
+    if not same_columns(rest, zprime):
         return _explain_class1(rest, zprime, z)
-    if _rows_in(rest, zprime).float().mean() > 0.5:
+    if rows_in(rest, zprime).float().mean() > 0.5:
         return "class 1 is z′ itself, or barely permuted: permute every latent dimension (column) with its own permutation"
     # 4. D's terms and gradient, on what it was shown
     with torch.no_grad():
         l0, l1 = disc0(z), disc0(rest)
         d_terms = {"d_loss": objectives.discriminator_loss(l0, l1), "d_acc": objectives.discriminator_accuracy(l0, l1)}
         ctx["d_loss_swapped"] = objectives.discriminator_loss(l1, l0)
-    problem = _term_mistakes({k: you["terms"][k] for k in d_terms}, d_terms, ctx)
+    problem = term_mistake({k: you["terms"][k] for k in d_terms}, d_terms, ctx)
     if problem:
         return problem
     d_want = _d_gradient(disc0, z, rest)
-    if _relative(you["d_grad"], d_want) > GRAD_TOL:
+    if relative_gap(you["d_grad"], d_want) > GRAD_TOL:
         return _explain_d_gradient(it, you, d_want, you_first, disc0, z, gamma)
     return None
 
 
-def _networks(setup: _Setup, states: tuple[dict, dict]):
+def _networks(setup: StepSetup, states: tuple[dict, dict]):
     vae, disc = setup.fresh()
     vae.load_state_dict(states[0])
     disc.load_state_dict(states[1])
     return vae, disc
 
 
-def _zprime(vae_after: VAE, x2: torch.Tensor, setup: _Setup, it: int) -> torch.Tensor:
+def _zprime(vae_after: VAE, x2: torch.Tensor, setup: StepSetup, it: int) -> torch.Tensor:
     """z′ of B′ as Algorithm 2 draws it: encoded by the updated VAE, ε′ drawn from ``noise`` right after ε of B."""
     noise = setup.noise(it)
     with torch.no_grad():
@@ -409,7 +264,7 @@ def _d_gradient(disc: Discriminator, z: torch.Tensor, zperm: torch.Tensor) -> li
 
 
 def _explain_class1(got: torch.Tensor, zprime: torch.Tensor, z: torch.Tensor) -> str:
-    if _same_columns(got, z):
+    if same_columns(got, z):
         return ("class 1 permutes the codes of batch B: Algorithm 2 permutes z′, the sample of the second, independent "
                 "batch B′ (x2), so the two classes are independent draws")
     if bool(((got.sort(1).values - zprime.sort(1).values).abs() <= 1e-5).all()):
@@ -420,9 +275,9 @@ def _explain_class1(got: torch.Tensor, zprime: torch.Tensor, z: torch.Tensor) ->
             "then permute_dims")
 
 
-def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict, setup: _Setup) -> str:
+def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup) -> str:
     got, want = you["vae_grad"], ref["vae_grad"]
-    if it == 1 and _relative(got, [a + b for a, b in zip(want, you_first["vae_grad"])]) < 1e-3:
+    if it == 1 and relative_gap(got, [a + b for a, b in zip(want, you_first["vae_grad"])]) < 1e-3:
         return "the VAE gradient still holds the previous iteration's: call opt_vae.zero_grad() before loss.backward()"
     # the leak: D's loss on the undetached z, backpropagated into the encoder too
     vae, disc = _networks(setup, you["before"])
@@ -433,10 +288,10 @@ def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict,
     leak = torch.autograd.grad(0.5 * F.cross_entropy(disc(z_live), torch.zeros(BATCH, dtype=torch.long)),
                                list(vae.parameters()), allow_unused=True)
     leak = [g if g is not None else torch.zeros_like(p) for g, p in zip(leak, vae.parameters())]
-    if _relative(got, [a + b for a, b in zip(want, leak)]) < _relative(got, want) / 10:
+    if relative_gap(got, [a + b for a, b in zip(want, leak)]) < relative_gap(got, want) / 10:
         return ("D's loss reached the encoder: its gradient through the undetached z was added to the VAE's. "
                 "Show D z.detach() in its own update, and keep D's backward apart from the VAE's")
-    return (f"the VAE update applied a gradient {100 * _relative(got, want):.2g}% away from that of recon + β·kl + γ·tc "
+    return (f"the VAE update applied a gradient {100 * relative_gap(got, want):.2g}% away from that of recon + β·kl + γ·tc "
             "(tc from D(z) on the sample of B, D's weights as they were)")
 
 
@@ -447,11 +302,11 @@ def _explain_d_gradient(it: int, you: dict, d_want: list, you_first: dict, disc0
         return "D's update applied no gradient: is D still frozen (requires_grad_(False)) from the VAE update?"
     disc = copy.deepcopy(disc0)
     from_vae = torch.autograd.grad(gamma * objectives.total_correlation_estimate(disc(z)), list(disc.parameters()))
-    if _relative(got, [a + b for a, b in zip(d_want, from_vae)]) < _relative(got, d_want) / 10:
+    if relative_gap(got, [a + b for a, b in zip(d_want, from_vae)]) < relative_gap(got, d_want) / 10:
         return ("D's gradient also holds γ·∂TC/∂D from the VAE update, whose backward filled D's .grad: D's weights must "
                 "not learn from the VAE's loss. Zero D's gradients before its own backward (opt_d.zero_grad()), or "
                 "freeze D during the VAE update (disc.requires_grad_(False), then True again)")
-    if it == 1 and _relative(got, [a + b for a, b in zip(d_want, you_first["d_grad"])]) < _relative(got, d_want) / 10:
+    if it == 1 and relative_gap(got, [a + b for a, b in zip(d_want, you_first["d_grad"])]) < relative_gap(got, d_want) / 10:
         return "D's gradient still holds the previous iteration's: call opt_d.zero_grad() before d_loss.backward()"
-    return (f"D's update applied a gradient {100 * _relative(got, d_want):.2g}% away from that of "
+    return (f"D's update applied a gradient {100 * relative_gap(got, d_want):.2g}% away from that of "
             "½ [CE(D(z), 0) + CE(D(z′_perm), 1)] on what it was shown")
