@@ -194,3 +194,18 @@ def test_mig_sampled_from_an_encoded_grid_and_its_refusals():
         mig_sampled(TOY, identity, rng(), device="cpu")
     with pytest.raises(ValueError, match="factor_indices"):
         mig_sampled(TOY, post, rng(), factor_indices=(7,), device="cpu")
+
+
+def test_the_matrices_behind_the_scores_put_each_factor_on_its_own_latent_for_the_identity():
+    fv = factor_vae_score(DATA, identity, rng(), **FAST, details=True)
+    mg = mig(DATA, identity, rng(), num_train=2000, details=True)
+    dc = dci(DATA, identity, rng(), num_train=500, num_test=300, n_jobs=1, details=True)
+    votes, mi, importance = np.array(fv["votes"]), np.array(mg["mutual_info"]), np.array(dc["importance"])
+    assert votes.shape == (K, K) and fv["active"] == list(range(K)) and votes.sum() == FAST["num_train"]
+    assert mi.shape == (K, K) and importance.shape == (K, K) and len(mg["entropy"]) == K
+    diagonal = list(range(K))
+    assert list(votes.argmax(1)) == diagonal and list(mi.argmax(0)) == diagonal and list(importance.argmax(0)) == diagonal
+    # the mixed code moves posX's and posY's information onto two latents each
+    mixed = np.array(mig(DATA, rotated, rng(), num_train=2000, details=True)["mutual_info"])
+    assert (mixed[3:, 3:] > 0.2 * mixed[3:, 3:].max()).all()
+    assert "votes" not in factor_vae_score(DATA, identity, rng(), **FAST)  # only when asked

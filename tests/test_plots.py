@@ -31,3 +31,14 @@ def test_training_curves():
     assert isinstance(plots.training_curves([{k: v for k, v in r.items() if k in ("step", "recon", "kl")} for r in history]), Figure)
     with pytest.raises(ValueError, match="empty"):
         plots.training_curves([])
+
+
+def test_metric_matrices_draws_one_heat_map_per_matrix_given():
+    votes, mi, importance = np.eye(3) * 10, np.eye(3) * 0.5, np.eye(3)
+    fig = plots.metric_matrices(("a", "b", "c"), votes=votes, active=[0, 1, 2], mutual_info=mi, entropy=[1, 1, 1],
+                                importance=importance, title="t")
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 3 and all(ax.images[0].get_array().shape == (3, 3) for ax in images)
+    assert len([ax for ax in plots.metric_matrices(("a", "b", "c"), importance=importance).axes if ax.images]) == 1
+    with pytest.raises(ValueError, match="at least one"):
+        plots.metric_matrices(("a",))
