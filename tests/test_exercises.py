@@ -241,7 +241,12 @@ def algorithm_2(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta=1.0, noise=None, 
     kl = kl_dims.sum()
     d_z = disc(z)
     tc = (d_z[:, 1] - d_z[:, 0]).mean() if mistake == "tc_sign" else (d_z[:, 0] - d_z[:, 1]).mean()
+    if mistake == "hard_gamma":
+        gamma = 35.0
+    if mistake == "no_beta":
+        beta = 1.0
     loss = recon + beta * kl + gamma * tc
+    early = disc(z.detach()) if mistake == "class0_first" else None  # right: D is not changed by the VAE update
     if mistake == "leak":  # YannDubs/disentangling-vae#77: both backwards, then both steps; D's loss reaches the encoder
         opt_vae.zero_grad()
         loss.backward(retain_graph=True)
@@ -277,6 +282,10 @@ def algorithm_2(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta=1.0, noise=None, 
         opt_d.zero_grad()
     if mistake == "two_passes":  # right: one pass per class
         l0, l1 = disc(zd), disc(zp)
+    elif mistake == "class0_first":
+        l0, l1 = early, disc(zp)
+    elif mistake == "net_call":  # right: D's layers called directly
+        l0, l1 = disc.net(zd), disc.net(zp)
     else:
         both = disc(torch.cat([zd, zp]))
         l0, l1 = both[: len(zd)], both[len(zd):]
@@ -284,6 +293,9 @@ def algorithm_2(vae, disc, opt_vae, opt_d, x1, x2, gamma, beta=1.0, noise=None, 
     d_loss = 0.5 * (ce(l0, 1) + ce(l1, 0)) if mistake == "swapped" else 0.5 * (ce(l0, 0) + ce(l1, 1))
     d_loss.backward(retain_graph=False)
     opt_d.step()
+    if mistake == "acc_after":  # right: the accuracy of the updated D
+        with torch.no_grad():
+            l0, l1 = disc(z.detach()), disc(zp)
     acc = ((l0.argmax(1) == 0).float().sum() + (l1.argmax(1) == 1).float().sum()) / (len(l0) + len(l1))
     return _step_terms(recon, kl, tc, loss, d_loss, acc, kl_dims)
 
@@ -313,7 +325,7 @@ def with_mistake(mistake):
     return step
 
 
-RIGHT_STEPS = [None, "two_passes", "own_permutation"]
+RIGHT_STEPS = [None, "two_passes", "own_permutation", "class0_first", "net_call", "acc_after"]
 STEP_MISTAKES = {
     "no_detach": "graph",  # D's loss through the VAE's freed graph
     "reuse_graph": "graph",
@@ -326,6 +338,8 @@ STEP_MISTAKES = {
     "no_zero_vae": "previous iteration",
     "recon_mean": "averaged over the pixels",
     "d_first": "one VAE update",
+    "hard_gamma": "loss is",
+    "no_beta": "weighs",
 }
 
 
@@ -360,7 +374,9 @@ def test_a_step_returning_too_few_terms_is_told_which(capsys):
 
 def beta_step(vae, opt, x, beta, noise=None, autocast=None, *, mistake=None):
     mu, logvar = vae.encoder(x)
-    z = mu if mistake == "decode_mu" else reparameterise(mu, logvar, noise)
+    z = mu if mistake == "decode_mu" else reparameterise(mu, logvar, None if mistake == "global_rng" else noise)
+    if mistake == "hard_beta":  # the notebook loop's config.beta, copied
+        beta = 4.0
     if mistake == "detached_z":
         z = z.detach()
     logits = vae.decoder(z)
@@ -377,7 +393,9 @@ def beta_step(vae, opt, x, beta, noise=None, autocast=None, *, mistake=None):
 
 
 BETA_MISTAKES = {
-    "decode_mu": "decoded means",
+    "decode_mu": "given the means",
+    "global_rng": "noise generator",
+    "hard_beta": "weighs",
     "detached_z": "does not reach the encoder",
     "kl_batch_sum": "summed over the batch",
     "beta_on_recon": "β on the reconstruction",

@@ -35,8 +35,17 @@ class Recorder:
         return Recording(list(params), lr=lr)
 
     def watch(self, disc: torch.nn.Module):
-        return disc.register_forward_hook(lambda module, inputs, output: self.seen_by_d.append(
+        """Record every batch D is shown: a hook on its first layer, so ``disc(z)``, ``disc.forward(z)``,
+        ``disc.net(z)`` and keyword calls are all seen."""
+        first = next((m for m in disc.modules() if not list(m.children())), disc)
+        return first.register_forward_hook(lambda module, inputs, output: self.seen_by_d.append(
             (len(self.updates), inputs[0].detach().clone())))
+
+    def watch_decoder(self, vae: torch.nn.Module):
+        """Record every code the decoder is given (the sample z, or whatever a step decodes instead)."""
+        self.decoded: list[torch.Tensor] = []
+        first = next(m for m in vae.decoder.modules() if not list(m.children()))
+        return first.register_forward_hook(lambda module, inputs, output: self.decoded.append(inputs[0].detach().clone()))
 
 
 
@@ -154,3 +163,15 @@ def explain_error(err: Exception) -> str:
         return ("a second backward went through the VAE's graph, freed by the first: D's loss must not reach the "
                 "encoder, so feed D z.detach() and the permuted z′ (computed without gradient)")
     return f"your step raised {type(err).__name__}: {text}"
+
+
+def fitted_weights(got: list[torch.Tensor], parts: list[list[torch.Tensor]]) -> tuple[list[float], float]:
+    """The weights w that make Σ_i w_i · parts[i] closest to the gradient ``got`` (least squares over every
+    parameter), and how far that fit still is from ``got`` (:func:`relative_gap`, parameter by parameter). A step
+    whose loss weighs its terms otherwise (a fixed β or γ, β on the wrong term) shows here as weights other than
+    the ones it was given, with a fit that leaves nothing over."""
+    a = torch.stack([torch.cat([g.flatten() for g in part]).double() for part in parts], 1)  # (P, terms)
+    b = torch.cat([g.flatten() for g in got]).double()
+    w = torch.linalg.lstsq(a, b[:, None]).solution[:, 0]
+    fit = [sum(float(wi) * part[k].double() for wi, part in zip(w, parts)) for k in range(len(got))]
+    return w.tolist(), relative_gap([g.double() for g in got], fit)

@@ -34,8 +34,8 @@ from .. import objectives
 from ..algorithm import beta_vae_step, factor_vae_step
 from ..models import VAE, Discriminator
 from .common import run_check
-from .replay import (BATCH, GRAD_TOL, Z_DIM, Recorder, StepSetup, as_terms, close_to, explain_error, relative_gap,
-                     rows_in, same_columns, term_mistake)
+from .replay import (BATCH, GRAD_TOL, Z_DIM, Recorder, StepSetup, as_terms, close_to, explain_error, fitted_weights,
+                     relative_gap, rows_in, same_columns, term_mistake)
 
 __all__ = ["check_beta_vae_step", "check_factor_vae_step"]
 
@@ -50,12 +50,13 @@ def check_beta_vae_step(fn: Callable) -> bool:
 
 
 def _check_beta(fn: Callable) -> str | None:
-    setup, beta = StepSetup(with_disc=False), 4.0
+    setup, beta = StepSetup(with_disc=False), 2.5  # not the notebooks' 4: a hard-coded beta fails
     runs = {}
     for who, step in (("ref", beta_vae_step), ("you", fn)):
         vae, _ = setup.fresh()
         rec = Recorder()
         opt = rec.optimiser("vae", vae.parameters())
+        hook = rec.watch_decoder(vae)
         terms = []
         for it in range(2):
             before = len(rec.updates)
@@ -67,6 +68,9 @@ def _check_beta(fn: Callable) -> str | None:
                 if who == "ref":
                     raise
                 return explain_error(err)
+            finally:
+                if it == 1:
+                    hook.remove()
             got = as_terms(result, "betavae")
             if isinstance(got, str):
                 return got
@@ -76,6 +80,9 @@ def _check_beta(fn: Callable) -> str | None:
             terms.append(got)
         runs[who] = (vae, rec, terms)
     vae0, _ = setup.fresh()
+    problem = _explain_sample(runs["you"][1].decoded, runs["ref"][1].decoded[0], vae0, setup.batches[0][0])
+    if problem:
+        return f"iteration 1: {problem}"
     for it in range(2):
         ctx = _context_beta(vae0 if it == 0 else None, setup, beta)
         problem = term_mistake(runs["you"][2][it], runs["ref"][2][it], ctx)
@@ -85,6 +92,24 @@ def _check_beta(fn: Callable) -> str | None:
         if relative_gap(got, ref) > GRAD_TOL:
             return _explain_vae_gradient(it, got, ref, runs["ref"][1].updates, setup, beta)
     return None
+
+
+def _grads(loss: torch.Tensor, params: list) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+
+
+def _explain_sample(decoded: list, z_ref: torch.Tensor, vae0, x) -> str | None:
+    """None if the decoder was given the sample z the library draws; else what it was given instead."""
+    if any(close_to(z, z_ref, 1e-4) for z in decoded):
+        return None
+    with torch.no_grad():
+        mu, _ = vae0.encoder(x)
+    if any(close_to(z, mu, 1e-4) for z in decoded):
+        return "the decoder was given the means μ: decode a sample z = μ + σ·ε (one per image), not μ"
+    return ("the decoder was not given the sample the checker expects, z = μ + exp(½ logvar)·ε with ε drawn from the "
+            "noise generator the step is given: draw ε with it (vae(x, noise), or vae.reparameterise(mu, logvar, noise)), "
+            "not with torch.randn_like or a sampler, so that the checker can replay your draws")
 
 
 def _context_beta(vae, setup, beta) -> dict:
@@ -116,6 +141,14 @@ def _explain_vae_gradient(it, got, ref, ref_updates, setup, beta) -> str:
         if relative_gap(got, cut) < 1e-3:
             return ("the reconstruction's gradient does not reach the encoder: z was detached (or drawn without the "
                     "reparameterisation). z = μ + exp(½ logvar)·ε keeps z differentiable in μ and σ")
+        _, mu, logvar, z = vae(x, setup.noise(0))
+        params = list(vae.parameters())
+        parts = [_grads(objectives.reconstruction_loss(vae.decoder(z), x), params),
+                 _grads(objectives.kl_divergence(mu, logvar), params)]
+        (w_recon, w_kl), residual = fitted_weights(got, parts)
+        if residual < 1e-3:
+            return (f"your step's loss weighs the reconstruction by {w_recon:.3g} and the KL by {w_kl:.3g}; the β-VAE "
+                    f"loss is recon + β·kl with the β the step is given (β = {beta:g} here), not a fixed number")
     return (f"iteration {it + 1}: the VAE update applied a gradient {100 * relative_gap(got, ref):.2g}% away from that "
             "of recon + β·kl (computed on the sample z, one backward, one opt_vae.step())")
 
@@ -180,24 +213,25 @@ def _after(vae_state: dict, grads: list[torch.Tensor], setup: StepSetup) -> VAE:
 
 
 def _check_factor(fn: Callable) -> str | None:
-    setup, gamma, beta = StepSetup(with_disc=True), 35.0, 1.0
+    setup, gamma, beta = StepSetup(with_disc=True), 17.5, 1.5  # not the notebooks' 35 and 1: hard-coding either fails
     you = _run_factor(fn, setup, gamma, beta)
     if isinstance(you, str):
         return you
     for it in range(2):  # the library's step from where the learner's stood at this iteration
         ref = _run_factor(factor_vae_step, setup, gamma, beta, iterations=(it,), start=you[it]["before"])[0]
-        problem = _compare_iteration(it, you[it], ref, you[0], setup, gamma)
+        problem = _compare_iteration(it, you[it], ref, you[0], setup, gamma, beta)
         if problem:
             return f"iteration {it + 1}: {problem}"
     return None
 
 
-def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup, gamma: float) -> str | None:
+def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup, gamma: float,
+                       beta: float) -> str | None:
     z = ref["in_vae"][0]  # the sample of B that the library's VAE update showed D
     vae0, disc0 = _networks(setup, you["before"])
     x1, x2 = setup.batches[it]
     # 1. what D saw in the VAE update: the sample z of B (the TC term)
-    if not any(close_to(seen, z, 1e-5) for seen in you["in_vae"]):
+    if not any(close_to(seen, z, 1e-4) for seen in you["in_vae"]):
         return ("in the VAE update D was not shown the sample z of batch B that vae(x1, noise) draws first: the TC term "
                 "is mean(logit_0 − logit_1) of D(z), for the same sample z the reconstruction decodes")
     # 2. the VAE's terms, and the gradient its update applied
@@ -211,16 +245,16 @@ def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: St
     if problem:
         return problem
     if relative_gap(you["vae_grad"], ref["vae_grad"]) > GRAD_TOL:
-        return _explain_vae_gradient_factor(it, you, ref, you_first, setup)
+        return _explain_vae_gradient_factor(it, you, ref, you_first, setup, gamma, beta)
     # 3. what D saw in its own update: z of B (class 0) and a column-wise permutation of z′ of B′ (class 1)
     if not you["in_d"]:
         return ("D was shown nothing between the VAE update and its own: Algorithm 2 encodes B′ after the VAE update, "
                 "then trains D on z of B (class 0) and permute_dims(z′) (class 1)")
     rows = torch.cat(you["in_d"])
-    if not rows_in(z, rows).all():
+    rest = rows[~rows_in(rows, z)]  # class 0 may also have been shown to D before the VAE update: D is unchanged by it
+    if len(rest) > BATCH:
         return ("D's class 0 is not the sample z of batch B from the VAE update: Algorithm 2 trains D on the very z the "
                 "VAE update used, drawn before that update (z.detach()), not a new sample or a re-encoding of x1")
-    rest = rows[~rows_in(rows, z)][:BATCH]
     zprime = _zprime(_after(you["before"][0], you["vae_grad"], setup), x2, setup, it)
     if len(rest) < BATCH:
         return "D saw only one batch in its update: class 1 is permute_dims(z′) of B′, beside class 0, z of B"
@@ -233,6 +267,11 @@ def _compare_iteration(it: int, you: dict, ref: dict, you_first: dict, setup: St
         l0, l1 = disc0(z), disc0(rest)
         d_terms = {"d_loss": objectives.discriminator_loss(l0, l1), "d_acc": objectives.discriminator_accuracy(l0, l1)}
         ctx["d_loss_swapped"] = objectives.discriminator_loss(l1, l0)
+        after = copy.deepcopy(disc0)
+        for p, g in zip(after.parameters(), you["d_grad"]):
+            p -= D_LR * g
+        if close_to(you["terms"]["d_acc"], objectives.discriminator_accuracy(after(z), after(rest))):
+            d_terms["d_acc"] = you["terms"]["d_acc"]  # measured after D's update: as good a report
     problem = term_mistake({k: you["terms"][k] for k in d_terms}, d_terms, ctx)
     if problem:
         return problem
@@ -275,7 +314,8 @@ def _explain_class1(got: torch.Tensor, zprime: torch.Tensor, z: torch.Tensor) ->
             "then permute_dims")
 
 
-def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup) -> str:
+def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict, setup: StepSetup, gamma: float,
+                                 beta: float) -> str:
     got, want = you["vae_grad"], ref["vae_grad"]
     if it == 1 and relative_gap(got, [a + b for a, b in zip(want, you_first["vae_grad"])]) < 1e-3:
         return "the VAE gradient still holds the previous iteration's: call opt_vae.zero_grad() before loss.backward()"
@@ -291,6 +331,15 @@ def _explain_vae_gradient_factor(it: int, you: dict, ref: dict, you_first: dict,
     if relative_gap(got, [a + b for a, b in zip(want, leak)]) < relative_gap(got, want) / 10:
         return ("D's loss reached the encoder: its gradient through the undetached z was added to the VAE's. "
                 "Show D z.detach() in its own update, and keep D's backward apart from the VAE's")
+    params = list(vae.parameters())
+    logits, mu, logvar, z = vae(x1, setup.noise(it))
+    parts = [_grads(objectives.reconstruction_loss(logits, x1), params), _grads(objectives.kl_divergence(mu, logvar), params),
+             _grads(objectives.total_correlation_estimate(disc(z)), params)]
+    (w_recon, w_kl, w_tc), residual = fitted_weights(got, parts)
+    if residual < 1e-3 and not (abs(w_recon - 1) < 1e-3 and abs(w_kl - beta) < 1e-2 * beta and abs(w_tc - gamma) < 1e-2 * gamma):
+        return (f"your VAE loss weighs the reconstruction by {w_recon:.3g}, the KL by {w_kl:.3g} and the TC by {w_tc:.3g}; "
+                f"Algorithm 2's is recon + β·kl + γ·tc with the β and γ the step is given (β = {beta:g}, γ = {gamma:g} "
+                "here), not fixed numbers")
     return (f"the VAE update applied a gradient {100 * relative_gap(got, want):.2g}% away from that of recon + β·kl + γ·tc "
             "(tc from D(z) on the sample of B, D's weights as they were)")
 
