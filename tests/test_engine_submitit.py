@@ -3,7 +3,6 @@ pre-empted job requeued. Every wait is on a condition, never a guessed time."""
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -11,37 +10,11 @@ import pytest
 from fvae_lib.config import ConfigError
 from fvae_lib.engine_submitit import JOBS_FILE, SubmititEngine
 from fvae_lib.engines import run_sweep
-from fvae_lib.runs import read_history
-from fvae_lib.storage import process_alive
 from fvae_lib.sweep import SweepSpec
 
+from sweep_helpers import SPEC, assert_clean_history, training_pid, wait_for
+
 pytestmark = pytest.mark.slow
-
-# long enough to be caught mid-run (checkpoints every 20 steps), short enough for a test
-SPEC = {"preset": "smoke", "iterations": 200, "settings": "quick", "trajectory_every": -1, "metrics": ["factor_vae"]}
-
-
-def wait_for(condition, what: str, timeout_s: float = 300):
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
-def training_pid(run: Path) -> int | None:
-    """The pid holding the run folder once it has logged a step (training under way), else None."""
-    try:
-        holder = json.loads((run / ".lock").read_text())
-    except (OSError, ValueError):
-        return None
-    return holder["pid"] if read_history(run) and process_alive(holder["pid"]) else None
-
-
-def assert_clean_history(run: Path, iterations: int):
-    steps = [r["step"] for r in read_history(run)]
-    assert steps == sorted(set(steps)) and steps[-1] == iterations, steps  # strictly increasing, to the end
-
 
 def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     pytest.importorskip("submitit")

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,39 +19,13 @@ from fvae_lib.config import ConfigError
 from fvae_lib.engine_submitit import JOBS_FILE
 from fvae_lib.engines import plan_workers, run_sweep
 from fvae_lib.reference import read_trajectories
-from fvae_lib.runs import read_history
 from fvae_lib.storage import process_alive
 from fvae_lib.sweep import SweepSpec
 from fvae_lib.sweep_task import task_state
+from sweep_helpers import SPEC, assert_clean_history, training_pid, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-# long enough to be caught mid-run (checkpoints every 20 steps), short enough for a test
-SPEC = {"preset": "smoke", "iterations": 200, "settings": "quick", "trajectory_every": -1, "metrics": ["factor_vae"]}
-
-
-def wait_for(condition, what: str, timeout_s: float = 300):
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
-def training_pid(run: Path) -> int | None:
-    """The pid holding the run folder once it has logged a step (training under way), else None."""
-    try:
-        holder = json.loads((run / ".lock").read_text())
-    except (OSError, ValueError):
-        return None
-    return holder["pid"] if read_history(run) and process_alive(holder["pid"]) else None
-
-
-def assert_clean_history(run: Path, iterations: int):
-    steps = [r["step"] for r in read_history(run)]
-    assert steps == sorted(set(steps)) and steps[-1] == iterations, steps  # strictly increasing, to the end
-
 
 def test_a_killed_worker_fails_alone_and_its_run_finishes_on_rerun(tmp_path):
     spec = SweepSpec.from_dict(dict(SPEC, grid={"betavae": [1, 4]}))
@@ -77,6 +50,7 @@ DRIVER = """
 import sys
 from fvae_lib.engines import run_sweep
 from fvae_lib.sweep import SweepSpec
+
 spec = SweepSpec.from_dict(dict(preset="smoke", iterations=200, settings="quick", trajectory_every=-1, metrics=["factor_vae"], grid={"betavae": [4]}))
 run_sweep(spec, sys.argv[1], engine=sys.argv[2], cluster=sys.argv[3] if len(sys.argv) > 3 else None, workers=1, threads=1,
           progress=False, poll_s=0.2)
