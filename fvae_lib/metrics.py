@@ -13,7 +13,6 @@ All representations are computed in chunks of ``chunk`` observations, so memory 
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -25,6 +24,23 @@ from .gaussians import mixture_entropies, reparameterise
 # --------------------------------------------------------------------------------------------------
 # The FactorVAE metric (Kim & Mnih 2018)
 # --------------------------------------------------------------------------------------------------
+
+
+def factor_vae_vote(codes: np.ndarray, global_variances: np.ndarray, active: np.ndarray) -> int:
+    """One vote of the FactorVAE metric, by its definition: of the ``active`` latents, the one whose variance over
+    ``codes`` (L codes that share one fixed factor, L x d) divided by its global variance is smallest, as an index
+    into the whole code (0 .. d-1). ``factor_vae_votes`` casts many votes at once the same way."""
+    kept = np.flatnonzero(active)
+    local = codes[:, kept].var(axis=0, ddof=1)
+    return int(kept[np.argmin(local / global_variances[kept])])
+
+
+def majority_vote_accuracy(votes: np.ndarray, classifier: np.ndarray | None = None) -> float:
+    """The share of the votes (K factors x d latents) that the majority-vote classifier gets right. Latent j stands
+    for factor ``classifier[j]``: by default the factor that voted for it most, argmax_k V[k, j] (the classifier
+    fitted on these votes, so the training accuracy); pass the classifier fitted on other votes to score it."""
+    classifier = np.argmax(votes, axis=0) if classifier is None else classifier
+    return float(votes[classifier, np.arange(votes.shape[1])].sum() / votes.sum())
 
 
 def factor_vae_votes(data, represent: Represent, rng: np.random.Generator, num_votes: int, batch_size: int,
@@ -83,12 +99,10 @@ def factor_vae_score(data, represent: Represent, rng: np.random.Generator, *, ba
     if not active.any():
         return {"train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0}
     train = factor_vae_votes(data, represent, rng, num_train, batch_size, global_variances, active)
-    classifier = np.argmax(train, axis=0)  # (active,) dimension -> factor
-    cols = np.arange(train.shape[1])
     evaluation = factor_vae_votes(data, represent, rng, num_eval, batch_size, global_variances, active)
     result = {
-        "train_accuracy": float(train[classifier, cols].sum() / train.sum()),
-        "eval_accuracy": float(evaluation[classifier, cols].sum() / evaluation.sum()),
+        "train_accuracy": majority_vote_accuracy(train),
+        "eval_accuracy": majority_vote_accuracy(evaluation, classifier=np.argmax(train, axis=0)),
         "num_active_dims": int(active.sum()),
     }
     if details:

@@ -12,6 +12,8 @@ from fvae_lib.metrics import (
     discrete_entropy,
     discrete_mutual_info,
     factor_vae_score,
+    factor_vae_vote,
+    factor_vae_votes,
     histogram_discretize,
     images_encoded,
     mig,
@@ -209,3 +211,25 @@ def test_the_matrices_behind_the_scores_put_each_factor_on_its_own_latent_for_th
     mixed = np.array(mig(DATA, rotated, rng(), num_train=2000, details=True)["mutual_info"])
     assert (mixed[3:, 3:] > 0.2 * mixed[3:, 3:].max()).all()
     assert "votes" not in factor_vae_score(DATA, identity, rng(), **FAST)  # only when asked
+
+
+def test_the_batched_votes_are_the_single_vote_of_the_definition_cast_many_times():
+    """factor_vae_votes casts votes in chunks with array operations; each must be factor_vae_vote of its L codes."""
+    rng, seen = np.random.default_rng(0), []
+    noisy = np.random.default_rng(1)
+
+    def represent(x):  # rotated, plus a little noise and one collapsed latent in front: votes that are not trivial
+        z = np.concatenate([np.full((len(x), 1), 0.5), rotated(x)], axis=1)
+        z[:, 1:] += 0.3 * noisy.normal(size=z[:, 1:].shape)
+        seen.append(z)
+        return z
+
+    L, n = 16, 40
+    global_var = np.concatenate([[0.0], np.ones(K)])
+    active = np.array([False] + [True] * K)
+    votes = factor_vae_votes(DATA, represent, rng, n, L, global_var, active, chunk=L)  # one vote per call
+    assert len(seen) == n and votes.shape == (K, K) and votes.sum() == n
+    winners = [factor_vae_vote(z, global_var, active) for z in seen]
+    assert 0 not in winners  # the collapsed latent never votes
+    assert np.bincount(winners, minlength=K + 1)[1:].tolist() == votes.sum(0).tolist()
+

@@ -8,7 +8,9 @@ from .code import *  # noqa: F401,F403
 from .code import __all__ as _code
 from .concepts import *  # noqa: F401,F403
 from .concepts import __all__ as _concepts
+from .scoring import *  # noqa: F401,F403
+from .scoring import __all__ as _scoring
 from .steps import *  # noqa: F401,F403
 from .steps import __all__ as _steps
 
-__all__ = _code + _concepts + _steps
+__all__ = _code + _concepts + _scoring + _steps

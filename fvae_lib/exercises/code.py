@@ -11,7 +11,7 @@ from .. import objectives
 from ..gaussians import gaussian_total_correlation, log_normal_per_dim
 from .common import close, diagnose, run_check
 
-__all__ = ['check_index_of', 'check_reconstruction_loss', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
+__all__ = ['check_index_of', 'check_reconstruction_loss', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss']
 
 
 # -- 00 The data -----------------------------------------------------------------------------------
@@ -286,75 +286,3 @@ def check_discriminator_loss(fn: Callable) -> bool:
         return None
 
     return run_check("discriminator loss", check)
-
-
-# -- 06 Measuring disentanglement ---------------------------------------------------------------
-
-
-def check_majority_vote_accuracy(fn: Callable) -> bool:
-    """fn(votes (K factors, d dims) int array) -> accuracy of the majority-vote classifier on those votes."""
-
-    def check():
-        # 3 factors x 4 latents, not diagonal-dominant: every classic wrong answer gives a different number
-        votes = np.array([[2, 9, 0, 1], [7, 1, 0, 6], [0, 3, 4, 5]])
-        got = float(fn(votes))
-        if abs(got - 26 / 38) < 1e-9:  # latents -> factors 1, 0, 2, 1: (7 + 9 + 4 + 6) / 38
-            return None
-        if abs(got - votes.max(1).sum() / votes.sum()) < 1e-9:
-            return "you took the best latent per factor; the classifier maps each latent to its most-voted factor (max over axis 0)"
-        if abs(got - np.trace(votes) / votes.sum()) < 1e-9:
-            return "you assumed latent j encodes factor j (the diagonal); the classifier learns which factor each latent stands for"
-        if abs(got - votes.max(0).sum()) < 1e-9:
-            return "that is the number of correct votes: divide by the total number of votes"
-        return "wrong value. Hint: Σ_j max_k V[k, j] / Σ V"
-
-    return run_check("majority-vote accuracy", check)
-
-
-# -- 07 Reproducing the paper -----------------------------------------------------------------------
-
-
-def check_dominates(fn: Callable) -> bool:
-    """fn(a, b) -> True when point a = (error, score) dominates b: no worse on both, strictly better on one."""
-    cases = [((100, 0.8), (120, 0.7)), ((120, 0.7), (100, 0.8)), ((100, 0.8), (100, 0.7)), ((100, 0.8), (120, 0.8)),
-             ((100, 0.8), (100, 0.8)), ((90, 0.6), (120, 0.8)), ((130, 0.9), (120, 0.8)), ((120, 0.8), (100, 0.8))]
-    wrong = [
-        (lambda a, b: a[0] >= b[0] and a[1] >= b[1] and (a[0] > b[0] or a[1] > b[1]),
-         "you have the error backwards: a lower reconstruction error is better (the better corner is up and to the left)"),
-        (lambda a, b: a[0] <= b[0] and a[1] >= b[1],
-         "a point does not dominate itself: it must also be strictly better on at least one axis"),
-        (lambda a, b: a[0] < b[0] and a[1] > b[1],
-         "a tie on one axis and a win on the other is still domination: use <= and >= on both, and require one strict inequality"),
-        (lambda a, b: a[0] < b[0] or a[1] > b[1],
-         "better on one axis and worse on the other is a trade, not domination: it must be no worse on both"),
-    ]
-    return run_check("dominates", lambda: diagnose(fn, cases, _dominates, wrong))
-
-
-def _dominates(a, b) -> bool:
-    return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
-
-
-def check_separated(fn: Callable) -> bool:
-    """fn(seeds_a, seeds_b) -> True when the two settings' seed values do not overlap (every a above every b, or below)."""
-    pairs = [([0.60, 0.70], [0.72, 0.80]), ([0.72, 0.80], [0.60, 0.70]), ([0.60, 0.75], [0.70, 0.80]),
-             ([0.55, 0.87], [0.69, 0.71]), ([0.9, 0.5], [0.6, 0.4]), ([0.5, 0.6], [0.6, 0.7]), ([0.9, 0.5], [0.4, 0.45]),
-             ([0.7, 0.8], [0.7, 0.6])]
-    cases = [(np.array(a), np.array(b)) for a, b in pairs]
-    wrong = [
-        (lambda a, b: a.mean() != b.mean(),
-         "the means differ but the seeds overlap: compare the ranges of the seeds (lowest and highest), not the means"),
-        (lambda a, b: abs(a.mean() - b.mean()) > 0.05,
-         "a gap between the means says nothing about the spread: compare the ranges of the seeds, not the means"),
-        (lambda a, b: a[0] != b[0],
-         "you compared the first seeds only: use every seed of each setting"),
-        (lambda a, b: a[0] > b[-1] or a[-1] < b[0],
-         "the seeds need not be sorted: use min() and max(), not the first and last values"),
-        (lambda a, b: a.min() >= b.max() or a.max() <= b.min(),
-         "ranges that touch are not separated: a seed of each setting scored the same"),
-    ]
-    return run_check("separated", lambda: diagnose(fn, cases, _separated, wrong))
-
-
-def _separated(a, b) -> bool:
-    return bool(np.min(a) > np.max(b) or np.max(a) < np.min(b))
