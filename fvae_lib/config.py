@@ -7,6 +7,8 @@ The dataclass defaults are the paper's settings; a preset names only what it cha
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -174,7 +176,13 @@ def default_preset(device: torch.device) -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True where the CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
+    """True where the CPU multiplies bf16 in hardware (x86 AVX512-BF16 or AMX); elsewhere bf16 is emulated.
+
+    A cap on oneDNN's instruction set (``ONEDNN_MAX_CPU_ISA``, or the older ``DNNL_MAX_CPU_ISA``) below bf16, e.g.
+    ``AVX2`` to measure how an AVX2-only CPU trains, makes oneDNN emulate bf16 too: then this is False."""
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().lower()
+    if isa and isa != "all" and not any(kind in isa for kind in ("bf16", "amx", "avx10")):
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()

@@ -12,7 +12,7 @@ from fvae_lib.engine_submitit import JOBS_FILE, SubmititEngine
 from fvae_lib.engines import run_sweep
 from fvae_lib.sweep import SweepSpec
 
-from sweep_helpers import SPEC, assert_clean_history, training_pid, wait_for
+from sweep_helpers import ITERATIONS, SPEC, assert_clean_history, training_pid, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tm
     assert result["status"] == "finished", result
     log = (run / "sweep.log").read_text()
     assert log.count("sweep task betavae_b4") == 2 and "stopped (SystemExit)" in log, log  # requeued once, resumed
-    assert_clean_history(run, 200)
+    assert_clean_history(run, ITERATIONS)
 
 def test_submitit_runs_a_sweep_as_one_batch_and_records_the_job_ids(tmp_path):
     pytest.importorskip("submitit")

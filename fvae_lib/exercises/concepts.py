@@ -55,9 +55,12 @@ def check_beta_prediction(fn: Callable) -> bool:
 
 
 def check_information_cap(fn: Callable) -> bool:
-    """fn() -> the largest I(x; z) the decomposition can report over the full dSprites grid, in nats."""
+    """fn() -> the largest I(x; z) the decomposition can report over the full dSprites grid, in nats.
+
+    log N = 13.51 for N = 737,280; strictly H(x) = 13.48, since orientations 0 and 2π draw the same picture (18,432
+    images appear twice): the tolerance takes both."""
     n = 737_280
-    return _answer("the cap on I(x; z)", fn, math.log(n), 0.01, [
+    return _answer("the cap on I(x; z)", fn, math.log(n), 0.04, [
         (math.log2(n), 0.01, "that is in bits (log base 2); the library works in nats, the natural log"),
         (math.log(11_520), 0.01, "that is the 11,520-image sub-grid of the cpu and gpu modes; the full grid has 737,280"),
         (math.log(64), 0.01, "that is a batch of 64: the cap is log N for the N images q(z) is built from, the whole dataset"),
