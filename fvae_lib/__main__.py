@@ -182,8 +182,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("evaluate", help="metrics, KL decomposition and figures of a run, into its folder")
     p.add_argument("run", help="the run folder")
-    p.add_argument("--settings", choices=("full", "quick"), default="full",
-                   help="full: disentanglement_lib's sample counts; quick: small counts for smoke runs")
+    p.add_argument("--settings", choices=("full", "quick", "smoke"), default="full",
+                   help="full: disentanglement_lib's sample counts; quick: small counts; smoke: the fewest, for smoke runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu or cuda")
     p.add_argument("--metrics", default="factor_vae,beta_vae,mig,dci",
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), help="default: the spec's, else cpu")
     p.add_argument("--iterations", type=int, help="override the preset's iteration count")
     p.add_argument("--metrics", help="comma-separated (default factor_vae,beta_vae,mig; add dci or mig_sampled)")
-    p.add_argument("--settings", choices=("full", "quick"), help="metric sample counts (default full)")
+    p.add_argument("--settings", choices=("full", "quick", "smoke"), help="metric sample counts (default full)")
     p.add_argument("--device", help="auto (GPU if present), cpu, cuda")
     p.add_argument("--out", help="the sweep folder (default: the spec's out, else runs/sweep); "
                    "runs/<mode> makes the runs visible to the notebooks of that mode")

@@ -15,7 +15,7 @@ from .metrics import beta_vae_score, dci, factor_vae_score, images_encoded, mig,
 from .plots import kl_bars, latents_vs_factors, save_figure, write_run_figures
 from .runs import RunFolder
 
-# disentanglement_lib's defaults, and a quick setting for smoke runs and notebooks under test
+# disentanglement_lib's defaults; quick, for the minutes-sized modes; smoke, for smoke runs and the tests
 METRIC_SETTINGS = {
     "full": {
         "factor_vae": dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000),
@@ -33,6 +33,15 @@ METRIC_SETTINGS = {
         "dci": dict(num_train=500, num_test=300),
         "mig_sampled": dict(num_samples=200, factor_indices=(1, 2, 3, 4)),
         "decomposition": dict(num_samples=500),
+    },
+    # the smoke mode and the tests: enough to run every code path, too few to read anything from the numbers
+    "smoke": {
+        "factor_vae": dict(batch_size=64, num_train=100, num_eval=100, num_variance_estimate=1000),
+        "beta_vae": dict(batch_size=64, num_train=150, num_eval=100),
+        "mig": dict(num_train=1000),
+        "dci": dict(num_train=200, num_test=100),
+        "mig_sampled": dict(num_samples=100, factor_indices=(1, 2, 3, 4)),
+        "decomposition": dict(num_samples=200),
     },
 }
 

@@ -24,7 +24,7 @@ from .paths import configured_folder
 class Mode:
     name: str
     preset: str  # the training preset
-    metric_settings: str  # "quick" or "full" (fvae_lib.evaluate.METRIC_SETTINGS)
+    metric_settings: str  # "smoke", "quick" or "full" (fvae_lib.evaluate.METRIC_SETTINGS)
     trained_enough: bool  # do models trained in this mode show the paper's effects?
     betas: tuple = (1.0, 4.0, 16.0)
     # the dataset of notebook 02's KL decomposition (None: the training data): q(z) is always taken over
@@ -37,7 +37,7 @@ class Mode:
 
 
 MODES = {
-    "smoke": Mode("smoke", "smoke", "quick", trained_enough=False,
+    "smoke": Mode("smoke", "smoke", "smoke", trained_enough=False,
                   sweep_betas=(1.0, 16.0), sweep_gammas=(10.0, 100.0), sweep_seeds=(0,)),
     "cpu": Mode("cpu", "cpu", "quick", trained_enough=True, decomposition_steps=SMOKE_GRID,
                 sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0, 1)),

@@ -78,7 +78,7 @@ def sweep_spec(mode: Mode):
 
     return SweepSpec.from_dict(dict(
         grid={"betavae": list(mode.sweep_betas), "factorvae": list(mode.sweep_gammas)}, seeds=list(mode.sweep_seeds),
-        preset=mode.preset, settings="quick" if mode.name == "smoke" else "full", out=str(runs_dir() / mode.name)))
+        preset=mode.preset, settings="smoke" if mode.name == "smoke" else "full", out=str(runs_dir() / mode.name)))
 
 
 def sweep_command(mode: Mode) -> str:

@@ -10,7 +10,7 @@ from fvae_lib.storage import process_alive
 # long enough to be caught mid-run: the tests act on a run's first logged step (10) or first checkpoint (20), so
 # 80 or more steps are left to go, seconds of training however fast the machine; short enough for a test
 ITERATIONS = 100
-SPEC = {"preset": "smoke", "iterations": ITERATIONS, "settings": "quick", "trajectory_every": -1, "metrics": ["factor_vae"]}
+SPEC = {"preset": "smoke", "iterations": ITERATIONS, "settings": "smoke", "trajectory_every": -1, "metrics": ["factor_vae"]}
 
 
 def wait_for(condition, what: str, timeout_s: float = 300):

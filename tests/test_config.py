@@ -80,3 +80,17 @@ def test_configs_of_older_run_folders_still_load():
     old = dict(TrainConfig.from_preset("smoke").to_dict(), compile=False)  # before compile took a mode name
     assert TrainConfig.from_dict(old).compile == "off"
     assert TrainConfig.from_dict(dict(old, compile=True)).compile == "default"
+
+
+@pytest.mark.parametrize("variable", ["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"])
+def test_a_onednn_cap_below_bf16_means_bf16_is_not_native(monkeypatch, variable):
+    """Capping oneDNN at AVX2 (how an AVX2-only CPU is emulated on a newer one) makes it emulate bf16 too."""
+    from fvae_lib.config import cpu_has_native_bf16
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    uncapped = cpu_has_native_bf16()
+    monkeypatch.setenv(variable, "AVX2")
+    assert cpu_has_native_bf16() is False
+    monkeypatch.setenv(variable, "AVX512_CORE_BF16")
+    assert cpu_has_native_bf16() is uncapped  # a cap at or above bf16 leaves the CPU's own answer

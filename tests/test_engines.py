@@ -51,7 +51,7 @@ import sys
 from fvae_lib.engines import run_sweep
 from fvae_lib.sweep import SweepSpec
 
-spec = SweepSpec.from_dict(dict(preset="smoke", iterations=int(sys.argv[4]), settings="quick", trajectory_every=-1, metrics=["factor_vae"], grid={"betavae": [4]}))
+spec = SweepSpec.from_dict(dict(preset="smoke", iterations=int(sys.argv[4]), settings="smoke", trajectory_every=-1, metrics=["factor_vae"], grid={"betavae": [4]}))
 run_sweep(spec, sys.argv[1], engine=sys.argv[2], cluster=sys.argv[3] or None, workers=1, threads=1,
           progress=False, poll_s=0.2)
 """
@@ -98,7 +98,7 @@ def test_smoke_sweep_trains_scores_resumes_and_reports_a_failure(tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "config.json").write_text(json.dumps({"model": "betavae", "preset": "smoke"}))
     # one metric: what is under test is the sweep (every metric is scored the same way; tests/test_evaluate.py)
-    spec = SweepSpec.from_dict({"grid": {"betavae": [4], "factorvae": [35]}, "preset": "smoke", "settings": "quick",
+    spec = SweepSpec.from_dict({"grid": {"betavae": [4], "factorvae": [35]}, "preset": "smoke", "settings": "smoke",
                                 "metrics": ["factor_vae"]})
     rows = {r["name"]: r for r in run_sweep(spec, out, workers=2, threads=1, progress=False, poll_s=0.2)}
     assert rows["factorvae_g35"]["status"] == "failed" and rows["factorvae_g35"]["error"]

@@ -81,7 +81,7 @@ def test_the_source_version_holds_solutions_that_pass_their_autograded_tests(ass
             assert meta["solution"] and "### BEGIN SOLUTION" in answer.source and STUB not in answer.source
             # run the imports of the cells before it (as the notebook runs in order; nothing else injected), the
             # imports and the function of the answer cell, then the autograded test: it must pass. The real
-            # thing, every cell in order in nbgrader, is tests/test_nbgrader.py (for the notebooks that build FactorVAE).
+            # thing, every cell in order in nbgrader, is tests/test_nbgrader.py (for 01, 05 and 06).
             tree = ast.parse(answer.source)
             kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))]
             namespace = {}
