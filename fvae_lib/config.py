@@ -80,7 +80,7 @@ class TrainConfig:
     data_steps: dict | None = None
     device: str = "auto"
     precision: str = "auto"  # "fp32", "bf16" (autocast) or "auto": the fast path where it is measured to pay
-    channels_last: bool | None = None  # None: the fast path's choice for the device
+    channels_last: bool | None = None  # None: the device's choice (channels_last on a CPU)
     compile: str = "off"  # torch.compile of the networks: off, default, reduce-overhead (CUDA graphs), max-autotune
     threads: int = 0  # CPU threads: 0 adapts to the machine's load (fvae_lib.threads); N pins N threads
 
@@ -194,13 +194,15 @@ def cpu_has_native_bf16() -> bool:
 def resolve_fast_path(config: "TrainConfig", device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) for a config on a device.
 
-    "auto" on a CPU with native bf16 is bf16 autocast (encoder and decoder) + channels_last: faster than
-    fp32, with training curves within run-to-run noise (both measured in benchmarks/README.md). Elsewhere fp32: emulated bf16 is slower, and on GPUs the options are not
-    measured yet.
+    "auto" on a CPU with native bf16 is bf16 autocast (encoder and decoder): faster than fp32, with training
+    curves within run-to-run noise (both measured in benchmarks/README.md). Elsewhere fp32: emulated bf16 is
+    slower, and on GPUs the options are not measured yet. On every CPU the convolutions run channels_last
+    (oneDNN's NHWC kernels), in fp32 as in bf16: measured faster on AVX-512 and on AVX2, with curves within
+    run-to-run noise (benchmarks/README.md). Either can be set explicitly.
     """
     fast = device.type == "cpu" and cpu_has_native_bf16()
     precision = config.precision if config.precision != "auto" else ("bf16" if fast else "fp32")
-    channels_last = config.channels_last if config.channels_last is not None else (device.type == "cpu" and fast)
+    channels_last = config.channels_last if config.channels_last is not None else device.type == "cpu"
     return precision, channels_last
 
 

@@ -26,14 +26,14 @@ class Encoder(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 32, 32)
-            nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 16, 16)
-            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),  # (B, 64, 8, 8)
-            nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),  # (B, 64, 4, 4)
+            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 32, 32, 32)
+            nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 32, 16, 16)
+            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 64, 8, 8)
+            nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 64, 4, 4)
         )
         self.fc = nn.Sequential(
             nn.Flatten(),  # (B, 1024)
-            nn.Linear(64 * 4 * 4, hidden), nn.ReLU(),  # (B, hidden)
+            nn.Linear(64 * 4 * 4, hidden), nn.ReLU(inplace=True),  # (B, hidden)
             nn.Linear(hidden, 2 * z_dim),  # (B, 2 z_dim)
         )
 
@@ -49,14 +49,14 @@ class Decoder(nn.Module):
     def __init__(self, z_dim: int = 10, channels: int = 1, hidden: int = 128):
         super().__init__()
         self.fc = nn.Sequential(
-            nn.Linear(z_dim, hidden), nn.ReLU(),  # (B, hidden)
-            nn.Linear(hidden, 64 * 4 * 4), nn.ReLU(),  # (B, 1024)
+            nn.Linear(z_dim, hidden), nn.ReLU(inplace=True),  # (B, hidden)
+            nn.Linear(hidden, 64 * 4 * 4), nn.ReLU(inplace=True),  # (B, 1024)
             nn.Unflatten(1, (64, 4, 4)),  # (B, 64, 4, 4)
         )
         self.deconvs = nn.Sequential(
-            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),  # (B, 64, 8, 8)
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 16, 16)
-            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 32, 32)
+            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 64, 8, 8)
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 32, 16, 16)
+            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(inplace=True),  # (B, 32, 32, 32)
             nn.ConvTranspose2d(32, channels, 4, 2, 1),  # (B, C, 64, 64) logits
         )
 
@@ -99,7 +99,7 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         width = z_dim
         for _ in range(hidden_layers):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]  # (B, 1000)
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]  # (B, 1000)
             width = hidden
         layers.append(nn.Linear(width, 2))  # (B, 2)
         self.net = nn.Sequential(*layers)

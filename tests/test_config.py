@@ -60,7 +60,8 @@ def test_fast_path_resolution(monkeypatch):
     assert train.resolve_fast_path(smoke(precision="fp32", channels_last=False), cpu) == ("fp32", False)
     assert train.resolve_fast_path(smoke(), torch.device("cuda")) == ("fp32", False)  # GPUs: not measured yet
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
-    assert train.resolve_fast_path(smoke(), cpu) == ("fp32", False)  # emulated bf16 would be slower
+    assert train.resolve_fast_path(smoke(), cpu) == ("fp32", True)  # emulated bf16 would be slower; NHWC pays in fp32 too
+    assert train.resolve_fast_path(smoke(channels_last=False), cpu) == ("fp32", False)
 
 
 def test_a_run_config_from_a_file_is_validated():
