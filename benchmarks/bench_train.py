@@ -45,6 +45,16 @@ def plain_networks(z_dim=10):
     return enc, dec, disc
 
 
+def vae_terms(enc, dec, disc, x):
+    """Both plain loops' VAE forward: z, the reconstruction and KL terms, D(z) and the TC estimate."""
+    mu, logvar = enc(x).chunk(2, 1)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    recon = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / len(x)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1).mean()
+    d_z = disc(z)
+    return z, recon, kl, d_z, (d_z[:, 0] - d_z[:, 1]).mean()
+
+
 class PlainLoop:
     """The textbook loop, as public implementations write it but with the detach fix: no tricks, just the algorithm."""
 
@@ -58,12 +68,7 @@ class PlainLoop:
         b = self.batch
         x1 = self.images[torch.randint(len(self.images), (b,))].float()
         x2 = self.images[torch.randint(len(self.images), (b,))].float()
-        mu, logvar = self.enc(x1).chunk(2, 1)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        recon = F.binary_cross_entropy_with_logits(self.dec(z), x1, reduction="sum") / b
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1).mean()
-        d_z = self.disc(z)
-        tc = (d_z[:, 0] - d_z[:, 1]).mean()
+        z, recon, kl, d_z, tc = vae_terms(self.enc, self.dec, self.disc, x1)
         self.opt_vae.zero_grad()
         (recon + kl + self.gamma * tc).backward()
         self.opt_vae.step()
@@ -105,12 +110,7 @@ class PeerLoop:
         b, n = self.batch, len(self.batches)
         x1, x2 = self.batches[self.i % n], self.batches[(self.i + 1) % n]
         self.i += 2
-        mu, logvar = self.enc(x1).chunk(2, 1)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        recon = F.binary_cross_entropy_with_logits(self.dec(z), x1, reduction="sum") / b
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1).mean()
-        d_z = self.disc(z)
-        tc = (d_z[:, 0] - d_z[:, 1]).mean()
+        z, recon, kl, d_z, tc = vae_terms(self.enc, self.dec, self.disc, x1)
         self.opt_vae.zero_grad()
         (recon + kl + self.gamma * tc).backward(inputs=self.vae_params, retain_graph=True)
         self.opt_vae.step()
