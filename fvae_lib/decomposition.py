@@ -128,9 +128,9 @@ def minibatch_weighted_tc(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 
     z, mu, logvar: (M, d) samples of the batch's own posteriors.
 
-    Biased, and by a lot where posteriors overlap: the weight 1/(N M) counts the other M − 1 points
-    as if each stood for one data point rather than N / M of them, so when q(z_i) comes mostly from
-    other points every log-density is low by log N and TC comes out high by about (d − 1) log N
+    Biased, and by a lot where posteriors overlap: each of the other M − 1 points stands for N / M images of
+    weight 1/N, so should weigh about 1/M, and 1/(N M) is N times less; when q(z_i) comes mostly from other
+    points every log-density is low by about log N and TC comes out high by about (d − 1) log N
     (:func:`minibatch_stratified_tc` has no such offset). Where posteriors are sharp and apart, the
     offsets differ. disentanglement_lib drops the constant, shifting TC by −(d − 1) log(N M) instead.
     """
@@ -145,8 +145,8 @@ def minibatch_stratified_tc(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
 
         log q(z_i) ≈ logsumexp_j [ log w_ij + log q(z_i | x_j) ],   w_ii = 1/N,  w_ij = (N−1)/(N(M−1))
 
-    and the same weights for every marginal, so every row of weights sums to exactly 1. This is the
-    correct form of the estimator. β-TCVAE's own code (``vae_quant.py``) builds its weight matrix
+    and the same weights for every marginal, so every row of weights sums to exactly 1: a stratified variant
+    (Chen et al.'s paper states the weights 1/N, 1/M and (N − M)/(N M)). β-TCVAE's own code (``vae_quant.py``) builds its weight matrix
     differently: it puts 1/N in column 0 rather than on each sample's own stratum, and one row of its
     weights sums to more than 1 (its pull request #1 raises this).
     """
