@@ -141,17 +141,24 @@ def traversals(vae, data, n_values: int = 9, limit: float = 2.5, rng: np.random.
     values = np.linspace(-limit, limit, n_values)
     imgs = traversal_images(vae, x, values, order)
     fig = new_figure(figsize=(0.9 * n_values + 1.6, 0.9 * len(order) + 0.6))
-    axes = fig.subplots(len(order), n_values, squeeze=False)
-    for row, j in enumerate(order):
+    axes = fig.subplots(len(order), 1, squeeze=False)[:, 0]
+    size, gap = imgs.shape[-1], max(1, imgs.shape[-1] // 16)
+    centres = [c * (size + gap) + size / 2 - 0.5 for c in range(n_values)]
+    for row, j in enumerate(order):  # one picture per row, its images side by side: far cheaper to draw than a grid of axes
         collapsed = kl[j] < COLLAPSED_KL
+        strip = np.ones((imgs.shape[-2], n_values * (size + gap) - gap))  # white between the images
         for c in range(n_values):
-            ax = axes[row, c]
-            ax.imshow(imgs[row, c], cmap="gray", vmin=0, vmax=1, alpha=0.35 if collapsed else 1.0)
-            ax.set_xticks([]), ax.set_yticks([])
+            strip[:, c * (size + gap): c * (size + gap) + size] = imgs[row, c]
+        ax = axes[row]
+        ax.imshow(strip, cmap="gray", vmin=0, vmax=1, alpha=0.35 if collapsed else 1.0, interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
         label = f"z{j}\nKL {kl[j]:.2f}" + ("\ncollapsed" if collapsed else "")
-        axes[row, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    for c, v in enumerate(values):
-        axes[0, c].set_title(f"{v:+.1f}", fontsize=7)
+        ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    axes[0].set_xticks(centres, [f"{v:+.1f}" for v in values], fontsize=7)
+    axes[0].xaxis.tick_top()
+    axes[0].tick_params(length=0)
     fig.suptitle("latent traversals (rows ordered by KL)", fontsize=10)
     return fig
 
