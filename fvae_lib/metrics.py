@@ -88,7 +88,8 @@ def factor_vae_score(data, represent: Represent, rng: np.random.Generator, *, ba
 
     The paper's own protocol may differ in details its text leaves open; public reimplementations of it use
     L = 100 and 800 votes balanced over factors, some a sample of q(z|x) instead of the mean: pass
-    ``batch_size=100, num_train=800`` for the closest cheap variant.
+    ``batch_size=100, num_train=800`` for the closest cheap variant (its votes are still drawn uniformly over the
+    factors, not balanced, and ``num_eval`` still defaults to 5,000).
 
     ``details``: also return the training votes (``votes``, K factors x active latents, the matrix the
     classifier is read from) and which latents were kept (``active``), to draw them.
@@ -226,7 +227,7 @@ def mig(data, represent: Represent, rng: np.random.Generator, *, num_train: int 
 
     Chen et al.'s original differs: samples of q(z|x) over the whole dataset, entropies through the
     aggregate posterior, and on dSprites the shape factor left out. Scores from the two estimators
-    are not comparable (about 1e-3 against 0.5 has been reported for one model). ``factor_indices=(1, 2,
+    are not comparable. ``factor_indices=(1, 2,
     3, 4)`` drops shape as Chen does; :func:`mig_sampled` is Chen's estimator itself.
 
     ``details``: also return the mutual information matrix (``mutual_info``, d latents x K factors, nats) and
