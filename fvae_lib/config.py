@@ -7,10 +7,9 @@ The dataclass defaults are the paper's settings; a preset names only what it cha
 """
 from __future__ import annotations
 
-import os
-
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 
 import torch

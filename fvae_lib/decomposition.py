@@ -145,9 +145,10 @@ def minibatch_stratified_tc(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
 
         log q(z_i) ≈ logsumexp_j [ log w_ij + log q(z_i | x_j) ],   w_ii = 1/N,  w_ij = (N−1)/(N(M−1))
 
-    and the same weights for every marginal, so every row of weights sums to exactly 1: a stratified variant. β-TCVAE's own code (``vae_quant.py``) builds its weight matrix
-    differently: it puts 1/N in column 0 rather than on each sample's own stratum, and one row of its
-    weights sums to more than 1 (its pull request #1 raises this).
+    and the same weights for every marginal, so every row of weights sums to exactly 1: a stratified variant.
+    β-TCVAE's own code (``vae_quant.py``) builds its weight matrix differently: it puts 1/N in column 0 rather
+    than on each sample's own stratum, and one row of its weights sums to more than 1 (its pull request #1 raises
+    this).
     """
     m = len(z)
     n = dataset_size

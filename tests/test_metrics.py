@@ -14,6 +14,7 @@ from fvae_lib.metrics import (
     factor_vae_score,
     factor_vae_vote,
     factor_vae_votes,
+    majority_vote_accuracy,
     histogram_discretize,
     images_encoded,
     mig,
@@ -232,4 +233,11 @@ def test_the_batched_votes_are_the_single_vote_of_the_definition_cast_many_times
     winners = [factor_vae_vote(z, global_var, active) for z in seen]
     assert 0 not in winners  # the collapsed latent never votes
     assert np.bincount(winners, minlength=K + 1)[1:].tolist() == votes.sum(0).tolist()
+
+
+def test_majority_vote_accuracy_reads_each_latent_as_its_most_voted_factor():
+    votes = np.array([[2, 9, 0, 1], [7, 1, 0, 6], [0, 3, 4, 5]])  # latents -> factors 1, 0, 2, 1
+    assert majority_vote_accuracy(votes) == pytest.approx((7 + 9 + 4 + 6) / 38)
+    # scored with a classifier fitted elsewhere: latents -> factors 0, 0, 0, 0
+    assert majority_vote_accuracy(votes, classifier=np.zeros(4, int)) == pytest.approx(12 / 38)
 

@@ -38,6 +38,11 @@ GRADED = ("01_vae_and_beta_vae", "05_factorvae", "06_measuring_disentanglement")
 UNCHANGED = ("05_factorvae",)
 
 
+def submissions(name: str) -> tuple[tuple[str, str], ...]:
+    """(student, the version submitted) for each submission of an assignment nbgrader grades."""
+    return (("solutions", "source"), ("unchanged", "release")) if name in UNCHANGED else (("solutions", "source"),)
+
+
 def nbgrader(course: Path, *args: str, env: dict) -> None:
     # nbgrader runs its database migrations with the `alembic` command: the venv's bin folder goes on PATH
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True)
@@ -60,7 +65,7 @@ def graded(tmp_path_factory):
         nbgrader(course, "generate_assignment", name, "--force", env=env)
         if name not in GRADED:
             continue
-        for student, kind in (("solutions", "source"), ("unchanged", "release"))[: 2 if name in UNCHANGED else 1]:
+        for student, kind in submissions(name):
             folder = course / "submitted" / student / name
             folder.mkdir(parents=True)
             shutil.copy(course / kind / name / f"{name}.ipynb", folder / f"{name}.ipynb")
@@ -71,7 +76,7 @@ def graded(tmp_path_factory):
     grades = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for name in GRADED:
-            for student in ("solutions", "unchanged") if name in UNCHANGED else ("solutions",):
+            for student, _ in submissions(name):
                 submission = gradebook.find_submission(name, student)
                 parts = [(g.name, g.score, g.max_score) for nb in submission.notebooks for g in nb.grades]
                 grades[student, name] = (submission.score, submission.max_score, parts)

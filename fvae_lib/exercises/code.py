@@ -9,7 +9,7 @@ import torch
 
 from .. import objectives
 from ..gaussians import gaussian_total_correlation, log_normal_per_dim
-from .common import close, diagnose, run_check
+from .common import close, run_check
 
 __all__ = ['check_index_of', 'check_reconstruction_loss', 'check_kl_divergence', 'check_reparameterise', 'check_log_aggregate_posterior', 'check_permute_dims', 'check_tc_from_logits', 'check_gaussian_tc', 'check_discriminator_loss']
 

@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..metrics import factor_vae_vote
+from ..metrics import factor_vae_vote, majority_vote_accuracy
 from .common import diagnose, run_check
 
 __all__ = ['check_factor_vae_vote', 'check_majority_vote_accuracy', 'check_dominates', 'check_separated']
@@ -91,7 +91,7 @@ def check_majority_vote_accuracy(fn: Callable) -> bool:
         # 3 factors x 4 latents, not diagonal-dominant: every classic wrong answer gives a different number
         votes = np.array([[2, 9, 0, 1], [7, 1, 0, 6], [0, 3, 4, 5]])
         got = float(fn(votes))
-        if abs(got - 26 / 38) < 1e-9:  # latents -> factors 1, 0, 2, 1: (7 + 9 + 4 + 6) / 38
+        if abs(got - majority_vote_accuracy(votes)) < 1e-9:  # latents -> factors 1, 0, 2, 1: (7 + 9 + 4 + 6) / 38
             return None
         if abs(got - votes.max(1).sum() / votes.sum()) < 1e-9:
             return "you took the best latent per factor; the classifier maps each latent to its most-voted factor (max over axis 0)"
