@@ -153,6 +153,29 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_book(args) -> int:
+    from .book import BookError, build, build_dir, serve
+
+    out = Path(args.out) if args.out else build_dir()
+    html = out / "html"
+    if not args.serve_only:
+        started = time.perf_counter()
+        try:
+            html = build(out, notebooks=args.notebooks.split(",") if args.notebooks else None, mode=args.mode,
+                         quiet=not args.verbose)
+        except BookError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"the book is built ({time.perf_counter() - started:.0f} s): {html / 'index.html'}\n"
+              f"read it served (the latent explorer needs http): make book-serve, then open http://127.0.0.1:{args.port}/")
+    if args.serve or args.serve_only:
+        if not (html / "index.html").is_file():
+            print(f"error: no book in {html}; build it first: make book", file=sys.stderr)
+            return 2
+        serve(html, port=args.port)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fvae_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,6 +249,19 @@ def main(argv=None) -> int:
     p.add_argument("--mode", choices=("smoke", "cpu", "gpu", "paper"), help="write this MODE into both versions (students see it too; "
                    "to grade fast without it, run the grader with FVAE_MODE=smoke)")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("book", help="the course as a static site (notebooks with outputs, the explorer): make book",
+                       description="Build the rendered book into build/book/html (FVAE_BOOK_DIR moves it). The notebooks run "
+                       "in the book mode (the shipped reference models, nothing retrained), cached: an unchanged notebook "
+                       "is not run again.")
+    p.add_argument("--notebooks", help="comma-separated numbers, e.g. 05 or 03,05 (default: all)")
+    p.add_argument("--mode", default="book", help="the mode the notebooks run in (default book; smoke: seconds, untrained)")
+    p.add_argument("--out", help="the build folder (default build/book)")
+    p.add_argument("--serve", action="store_true", help="after building, serve it on http://127.0.0.1:PORT")
+    p.add_argument("--serve-only", action="store_true", help="serve the last build without building")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--verbose", action="store_true", help="Sphinx's and the notebooks' progress")
+    p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("demo", help="the main job of `make demo`")
     _add_data_args(p)

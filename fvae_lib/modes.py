@@ -5,6 +5,9 @@
     gpu    minutes on a GPU (Colab's T4 included): 20,000 iterations per run, a fifteenth of the paper's
     paper  hours on a GPU: the paper's 3e5 iterations at batch 64, disentanglement_lib's metric sample
            counts; only when asked for by name
+    book   minutes on a CPU, training nothing the repository ships: the ``cpu`` mode, but every run that
+           ``reference/models`` holds is read from there (the reference sweep's 5,000-iteration models and
+           their logs); what the rendered book (``make book``) is executed in; only when asked for by name
 
 ``FVAE_MODE`` in the environment wins; otherwise ``gpu`` on a GPU and ``cpu`` elsewhere. A mode's runs are
 ``runs/<mode>/<name>`` (``$FVAE_RUNS_DIR`` moves ``runs/``).
@@ -34,6 +37,7 @@ class Mode:
     sweep_betas: tuple = (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)
     sweep_gammas: tuple = (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)
     sweep_seeds: tuple = (0, 1, 2)  # notebook 07's own sweep (sweep_spec): the paper used 10 seeds [recollection]
+    from_reference: bool = False  # load_or_train reads a run reference/models ships instead of training it
 
 
 MODES = {
@@ -44,6 +48,9 @@ MODES = {
     "gpu": Mode("gpu", "gpu", "quick", trained_enough=True, decomposition_steps=SMOKE_GRID,
                 sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0, 1)),
     "paper": Mode("paper", "paper", "full", trained_enough=True),
+    "book": Mode("book", "cpu", "quick", trained_enough=True, decomposition_steps=SMOKE_GRID,
+                 sweep_betas=(1.0, 4.0, 16.0), sweep_gammas=(10.0, 35.0, 100.0), sweep_seeds=(0, 1),
+                 from_reference=True),
 }
 
 

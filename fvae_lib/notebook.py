@@ -29,7 +29,14 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     ``overrides`` (gamma, beta, seed, ...); a folder holding a different config is an error rather
     than silently reused. ``step``: a step function of one's own for the trainer (``Trainer(step=...)``);
     give its runs a name of their own, since a finished run is reused whatever step trained it.
+
+    In a mode that reads the reference (``book``), a run whose model ``reference/models`` ships is read from
+    there, with its logged history, and nothing is trained (:func:`reference_run`).
     """
+    if mode.from_reference and step is None:
+        shipped = reference_run(name, model, overrides)
+        if shipped is not None:
+            return shipped
     run = run_folder(name, mode)
     config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
     if is_finished(run):
@@ -44,6 +51,30 @@ def load_or_train(name: str, mode: Mode, model: str = "factorvae", progress: boo
     trainer = Trainer(config, run, resume=RunFolder(run).exists(), data=data, progress=progress, step=step)
     trainer.run()
     return trainer.vae.eval(), config, trainer.folder.read_history()
+
+
+def reference_run(name: str, model: str, overrides: dict):
+    """The shipped reference run ``name`` as (vae, config, history), or None where none is shipped.
+
+    A shipped run whose settings disagree with what was asked (another beta, gamma, model or seed) is an
+    error, not a silent substitute. Prints which run it is, since it was trained for 5,000 iterations, not
+    the mode's preset.
+    """
+    from .reference import load_reference_model, model_names, reference_history
+
+    try:
+        if name not in model_names():
+            return None
+    except FileNotFoundError:
+        return None
+    vae, config = load_reference_model(name)
+    asked = dict(overrides, model=model)
+    differs = sorted(k for k, v in asked.items() if getattr(config, k, v) != v)
+    if differs:
+        raise ValueError(f"the reference model {name!r} was trained with other settings ({', '.join(differs)}: "
+                         f"{ {k: getattr(config, k) for k in differs} }); give this run another name")
+    print(f"{name}: the reference model ({config.iterations:,} iterations on a CPU, reference/models), not trained here")
+    return vae.eval(), config, reference_history(name)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -85,6 +85,19 @@ def load_reference_model(name: str, device: str | torch.device = "cpu", folder: 
     return vae.eval(), TrainConfig.from_dict(state["config"])
 
 
+def publish_model(run: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """A run's final weights as a reference model: the VAE's tensors in fp16, its step and config (about 1 MB)."""
+    state = RunFolder(run).load_checkpoint()
+    small = dict(step=int(state["step"]), config=state["config"],
+                 vae={k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state["vae"].items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(small, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
 class AlreadyPublished(ConfigError):
     """The publish folder holds published results, and overwriting them was not asked for."""
 
@@ -112,13 +125,7 @@ def publish(out: str | os.PathLike, spec, rows: list[dict], overwrite: bool = Fa
                 (target / "runs" / row["name"]).mkdir(exist_ok=True)
                 atomic_write_bytes(target / "runs" / row["name"] / file, (out / row["name"] / file).read_bytes())
     for name in spec.publish.get("models", []):
-        state = RunFolder(out / name).load_checkpoint()
-        small = dict(step=int(state["step"]), config=state["config"],
-                     vae={k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state["vae"].items()})
-        (target / "models").mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        torch.save(small, buf)
-        atomic_write_bytes(target / "models" / f"{name}.pt", buf.getvalue())
+        publish_model(out / name, target / "models" / f"{name}.pt")
     stale = {p.name for p in (target / "runs").iterdir()} - {r["name"] for r in rows} if (target / "runs").is_dir() else set()
     for name in stale:  # runs no longer in the spec
         shutil.rmtree(target / "runs" / name)

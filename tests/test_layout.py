@@ -15,9 +15,9 @@ LAYERS = [
     {"train", "plots", "explorer", "sweep_plots", "diagrams", "environment"},  # the training loop; figures; the setup report
     {"evaluate", "trajectory", "exercises", "release", "plan"},  # scoring a run; exercise checkers; assignments; the training plan
     {"sweep", "reference", "sweep_task"},  # a grid of runs and its table; the shipped reference sweep
-    {"sweep_table", "engine_local", "engine_submitit"},  # a sweep's table; the two engines
+    {"sweep_table", "engine_local", "engine_submitit", "export"},  # a sweep's table; the two engines; decoders as ONNX
     {"engines"},  # where a sweep's runs execute: the driver
-    {"notebook", "__main__", "__init__"},  # what users call
+    {"notebook", "book", "__main__", "__init__"},  # what users call: notebooks' helpers, the rendered book, the CLI
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

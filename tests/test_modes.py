@@ -21,4 +21,4 @@ def test_default_mode_is_minutes_on_every_device_and_paper_only_by_name(monkeypa
 
 def test_a_modes_runs_live_under_the_configured_runs_folder(runs):
     assert run_folder("b4", MODES["cpu"]) == runs / "cpu" / "b4"
-    assert set(MODES) == {"smoke", "cpu", "gpu", "paper"} and all(m.name == k for k, m in MODES.items())
+    assert set(MODES) == {"smoke", "cpu", "gpu", "paper", "book"} and all(m.name == k for k, m in MODES.items())

@@ -1,0 +1,330 @@
+"""The rendered book (fvae_lib.book): the staging, the book mode, and the built site in a real browser with every
+request outside the site refused (the exported decoders themselves: test_export.py).
+
+The browser test needs the ``book`` extra (Sphinx with myst-nb, onnx, onnxscript), and Chromium and the web packages (``npm ci --prefix book``). Each is skipped, saying what to install, where
+they are missing; ``make test`` installs them.
+
+The browser test builds a small book (the landing page, notebook 03 in smoke mode and its solutions, the guide,
+the explorer) into a temporary folder; ``FVAE_BOOK_HTML=build/book/html`` points it at a full ``make book`` build
+instead, whose every page it then checks (``make book-test``).
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fvae_lib import book
+from fvae_lib.plots import decode_codes
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "tests" / "screenshots"
+
+
+def _has(*modules) -> str | None:
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:
+            return module
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Staging
+# --------------------------------------------------------------------------------------------------
+
+DOCS = {"README.md", "notebooks/05_factorvae.ipynb", "notebooks/solutions/05_factorvae_solutions.ipynb"}
+
+
+def test_links_to_pages_stay_and_links_to_other_files_go_to_the_repository():
+    text = ("[05](05_factorvae.ipynb) [02](02_kl_decomposition.ipynb) [code](../fvae_lib/train.py#L10) "
+            "[ref](../reference/) [sol](solutions/05_factorvae_solutions.ipynb) [web](https://example.org/a.py) "
+            "[here](#a-section) [![Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            "(https://colab.research.google.com/github/fvae-course/factorvae/blob/main/notebooks/05_factorvae.ipynb)")
+    out = book.rewrite_links(text, "notebooks/05_factorvae.ipynb", DOCS, "someone/fork", "dev")
+    assert "[05](05_factorvae.ipynb)" in out and "[sol](solutions/05_factorvae_solutions.ipynb)" in out
+    assert "[02](https://github.com/someone/fork/blob/dev/notebooks/02_kl_decomposition.ipynb)" in out  # not built
+    assert "[code](https://github.com/someone/fork/blob/dev/fvae_lib/train.py#L10)" in out
+    assert "[ref](https://github.com/someone/fork/tree/dev/reference)" in out
+    assert "[web](https://example.org/a.py)" in out and "[here](#a-section)" in out
+    assert "(../_static/colab-badge.svg)" in out and "colab.research.google.com/assets" not in out
+    assert "colab.research.google.com/github/someone/fork/blob/dev/notebooks/05_factorvae.ipynb" in out
+    top = book.rewrite_links("[05](notebooks/05_factorvae.ipynb) [lib](fvae_lib/)", "README.md", DOCS, "a/b", "main")
+    assert "[05](notebooks/05_factorvae.ipynb)" in top and "[lib](https://github.com/a/b/tree/main/fvae_lib)" in top
+
+
+def _notebook(*cells):
+    return dict(nbformat=4, nbformat_minor=5, metadata={},
+                cells=[dict(cell_type=kind, id=f"c{i}", metadata={}, source=text, **({"outputs": [], "execution_count": None}
+                       if kind == "code" else {})) for i, (kind, text) in enumerate(cells)])
+
+
+def test_a_staged_notebook_has_its_banner_solution_links_and_widget_notes():
+    nb = _notebook(("markdown", "# 05 · FactorVAE\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](x)\n\nIntro."),
+                   ("markdown", "**Exercise 5.1 (predict).** Do it."),
+                   ("code", "def my_step():\n    raise NotImplementedError"),
+                   ("markdown", "**Exercise 5.9.** No solution is shipped for this one."),
+                   ("code", "from fvae_lib.explorer import latent_explorer\nlatent_explorer(vae, data)"),
+                   ("code", "# a comment naming interact( is no widget\n_ = widgets.interact(show, n=3)"),
+                   ("code", "print('plain')"))
+    before = json.dumps(nb)
+    staged = book.stage_notebook(nb, "notebooks/05_factorvae.ipynb", DOCS, "a/b", "main", banner_text="BANNER",
+                                 solution_labels={"solution-5-1"})
+    assert json.dumps(nb) == before  # the notebook given is not changed
+    cells = staged["cells"]
+    title = cells[0]["source"].split("\n")
+    assert title[0] == "# 05 · FactorVAE" and "colab-badge" in title[2] and title[4] == "BANNER" and title[-1] == "Intro."
+    assert "{ref}`Exercise 5.1, solved <solution-5-1>`" in cells[1]["source"]
+    assert "solved" not in cells[3]["source"]  # no label, no link
+    assert cells[2]["source"] == "def my_step():\n    raise NotImplementedError"
+    explorer = cells.index(next(c for c in cells if "latent_explorer(vae" in c["source"]))
+    assert "remove-output" in cells[explorer]["metadata"]["tags"]
+    assert '<div class="fvae-explorer"></div>' in cells[explorer + 1]["source"]
+    interact = cells.index(next(c for c in cells if "widgets.interact(show" in c["source"]))
+    assert "remove-output" in cells[interact]["metadata"]["tags"] and "live kernel" in cells[interact + 1]["source"]
+    assert "tags" not in cells[-1]["metadata"] and len({c["id"] for c in cells}) == len(cells)
+    solutions = book.stage_notebook(_notebook(("markdown", "**Exercise 5.1.** The answer.")),
+                                    "notebooks/solutions/05_factorvae_solutions.ipynb", DOCS, "a/b", "main",
+                                    label_solutions=True)
+    assert solutions["cells"][0]["source"].startswith("(solution-5-1)=\n**Exercise 5.1.**")
+
+
+def test_every_exercise_of_the_course_links_a_solution_that_exists():
+    for stem in book.notebook_stems():
+        nb = json.loads((REPO / "notebooks" / f"{stem}.ipynb").read_text())
+        solutions = json.loads((REPO / "notebooks" / "solutions" / f"{stem}_solutions.ipynb").read_text())
+        labels = book.solution_labels(solutions)
+        asked = {f"solution-{m.group(1)}-{m.group(2)}" for c in nb["cells"] if c["cell_type"] == "markdown"
+                 and (m := book.EXERCISE.match("".join(c["source"])))}
+        assert asked and asked <= labels, (stem, sorted(asked - labels))
+
+
+def test_the_book_names_its_notebooks_and_says_what_is_missing(monkeypatch, tmp_path):
+    assert book.notebook_stems(["05"]) == ["05_factorvae"]
+    assert len(book.notebook_stems()) == 8
+    with pytest.raises(book.BookError, match="no notebook 42"):
+        book.notebook_stems(["42"])
+    monkeypatch.setattr(book, "SOURCES", tmp_path)
+    with pytest.raises(book.BookError, match="npm ci --prefix book"):
+        book.node_modules()
+
+
+def test_the_fork_the_book_is_built_in_is_the_one_it_links(monkeypatch):
+    for var in ("FVAE_BOOK_REPO", "GITHUB_REPOSITORY", "FVAE_BOOK_BRANCH", "GITHUB_REF_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    assert book.repository() == ("fvae-course/factorvae", "main")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "someone/factorvae")
+    assert book.repository() == ("someone/factorvae", "main")
+    monkeypatch.setenv("FVAE_BOOK_REPO", "other/fvae")
+    monkeypatch.setenv("FVAE_BOOK_BRANCH", "course-2027")
+    assert book.repository() == ("other/fvae", "course-2027")
+
+
+def test_the_execution_cache_is_named_after_the_library_and_the_mode():
+    assert book.library_fingerprint("book") == book.library_fingerprint("book")
+    assert book.library_fingerprint("book") != book.library_fingerprint("smoke")
+
+
+# --------------------------------------------------------------------------------------------------
+# The book mode: the reference models, not retrained
+# --------------------------------------------------------------------------------------------------
+
+def test_the_book_mode_reads_the_shipped_models_and_trains_nothing(monkeypatch, tmp_path, capsys):
+    from fvae_lib.modes import MODES
+    from fvae_lib.notebook import load_or_train, reference_run
+    from fvae_lib.reference import load_reference_model, reference_history
+
+    monkeypatch.setenv("FVAE_RUNS_DIR", str(tmp_path))
+    mode = MODES["book"]
+    for name, model, overrides in [("betavae_b16", "betavae", dict(beta=16.0)), ("factorvae_g35", "factorvae", dict(gamma=35.0))]:
+        vae, config, history = load_or_train(name, mode, model=model, **overrides)
+        shipped, _ = load_reference_model(name)
+        assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), shipped.state_dict().values()))
+        assert config.iterations == 5000 and history == reference_history(name) and not vae.training
+        assert f"{name}: the reference model (5,000 iterations" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())  # no run folder: nothing trained
+    with pytest.raises(ValueError, match="other settings .*beta"):
+        load_or_train("betavae_b16", mode, model="betavae", beta=4.0)
+    assert reference_run("factorvae_g35_yours", "factorvae", dict(gamma=35.0)) is None  # not shipped: trained
+
+
+# --------------------------------------------------------------------------------------------------
+# The built book in a real browser
+# --------------------------------------------------------------------------------------------------
+
+def _browser_missing() -> str | None:
+    from test_browser import find_chromium
+
+    if find_chromium() is None:
+        return "no Chromium found (apt-get install -y chromium chromium-driver)"
+    if (missing := _has("playwright", "myst_nb", "sphinx_book_theme", "onnxscript")) is not None:
+        return f"{missing} is not installed (pip install -e '.[dev,book]')"
+    if not os.environ.get("FVAE_BOOK_HTML"):
+        try:
+            book.node_modules()
+        except book.BookError as err:
+            return str(err)
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The built book's html folder, served on 127.0.0.1; yields (base URL, folder)."""
+    if (reason := _browser_missing()) is not None:
+        pytest.skip(f"book browser test skipped: {reason}")
+    if os.environ.get("FVAE_BOOK_HTML"):
+        html = Path(os.environ["FVAE_BOOK_HTML"]).resolve()
+    else:
+        html = book.build(tmp_path_factory.mktemp("book"), notebooks=["03"], mode="smoke")
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", html
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
+                      ".mjs": "text/javascript"}
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def offline(site):
+    """A browser context in which every request outside the site is refused, and recorded."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM_ARGS, find_chromium
+
+    base, _ = site
+    outside: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(base) or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        context.route("**/*", route)
+        yield context, outside
+        chromium.close()
+
+
+def _open(context, url: str):
+    """A page loaded and typeset, with the console's errors and the page's exceptions collected."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=60_000)
+    page.evaluate("() => window.MathJax ? MathJax.startup.promise : null")
+    return page, errors
+
+
+def _pages(html: Path) -> list[str]:
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if not p.relative_to(html).as_posix().startswith(("_", "genindex", "search")))
+
+
+def test_every_page_loads_offline_typeset_with_its_pictures(site, offline):
+    base, html = site
+    context, outside = offline
+    pages = _pages(html)
+    assert {"index.html", "explorer.html", "notebooks/INSTRUCTOR_GUIDE.html"} <= set(pages)
+    assert any(p.startswith("notebooks/0") for p in pages) and any(p.startswith("notebooks/solutions/") for p in pages)
+    for name in pages:
+        page, errors = _open(context, base + name)
+        assert not errors, (name, errors)
+        text = page.evaluate("() => document.querySelector('main, article, body').innerText")
+        assert "$$" not in text and "\\(" not in text and "\\[" not in text, (name, "untypeset mathematics")
+        assert not re.search(r"<Figure size [\d.]+x[\d.]+ with \d+ Axes>", text), name  # a figure shown as text
+        broken = page.evaluate("() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+        assert not broken, (name, broken)
+        for href in page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)"):
+            if href.startswith(base):  # a link inside the site names a file that is there
+                target = href[len(base):].split("#")[0].split("?")[0] or "index.html"
+                assert (html / target).exists(), (name, href)
+        if name.startswith("notebooks/0"):
+            assert page.locator(".admonition", has_text="mode").count() >= 1, name  # which mode produced it
+            assert page.locator("mjx-container").count() > 0 and page.locator("img").count() > 0, name
+            assert page.locator("a.reference.download").count() >= 1, name
+        page.close()
+    assert not outside, f"pages asked for files outside the site: {sorted(set(outside))[:5]}"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for name, shot in [("index.html", "book_landing"), (next(p for p in pages if p.startswith("notebooks/0")), "book_notebook")]:
+        page, _ = _open(context, base + name)
+        page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
+        page.close()
+
+
+def _canvas(page, model: str) -> tuple[list[float], np.ndarray, int]:
+    """The code a panel last drew, its canvas's grey levels (64, 64) and its draw count."""
+    got = page.evaluate("""name => {
+        const c = document.querySelector(`canvas.fvae-canvas[data-model="${name}"]`);
+        const px = c.getContext('2d').getImageData(0, 0, 64, 64).data;
+        return {code: JSON.parse(c.dataset.code), draws: Number(c.dataset.draws), grey: Array.from(px.filter((_, i) => i % 4 === 0))};
+    }""", model)
+    return got["code"], np.array(got["grey"], dtype=float).reshape(64, 64), got["draws"]
+
+
+def _assert_draws_torchs_decoding(page, model: str) -> list[float]:
+    from fvae_lib.reference import load_reference_model
+
+    code, grey, _ = _canvas(page, model)
+    vae, _ = load_reference_model(model)
+    expected = 255 * decode_codes(vae, [code])[0]
+    assert np.abs(grey - expected).max() <= 2, (model, np.abs(grey - expected).max())
+    return code
+
+
+def test_the_explorer_runs_the_decoders_in_the_page_and_draws_what_torch_decodes(site, offline):
+    base, html = site
+    context, outside = offline
+    bundle = json.loads((html / "_static" / "explorer" / "explorer.json").read_text())
+    page, errors = _open(context, base + "explorer.html")
+    page.wait_for_function("() => document.querySelector('.fvae-explorer').dataset.ready", timeout=120_000)
+    assert page.evaluate("() => document.querySelector('.fvae-explorer').dataset.ready") == "true", \
+        page.inner_text(".fvae-explorer")
+    for model in bundle["models"]:
+        code = _assert_draws_torchs_decoding(page, model["name"])
+        assert np.allclose(code, model["codes"][0], atol=1e-6)  # it starts at the first image's code
+    # move the most informative latent of the second model: its canvas changes, to torch's decoding of the new code
+    model = bundle["models"][1]
+    top = model["order"][0]
+    _, before, draws = _canvas(page, model["name"])
+    slider = page.locator(f'.fvae-panel:has(canvas[data-model="{model["name"]}"]) input[data-latent="{top}"]')
+    value = -2.0 if model["codes"][0][top] > 0 else 2.0
+    slider.fill(str(value))
+    page.wait_for_function("""([name, n]) => Number(document.querySelector(`canvas[data-model="${name}"]`).dataset.draws) > n""",
+                           arg=[model["name"], draws], timeout=30_000)
+    code = _assert_draws_torchs_decoding(page, model["name"])
+    assert code[top] == pytest.approx(value) and np.abs(_canvas(page, model["name"])[1] - before).max() > 50
+    # another start image: every panel goes to that image's code
+    page.locator(".fvae-pick[data-image='2']").click()
+    for m in bundle["models"]:
+        page.wait_for_function("""([name, want]) => { const c = document.querySelector(`canvas[data-model="${name}"]`);
+            return JSON.parse(c.dataset.code).every((v, j) => Math.abs(v - want[j]) < 1e-6); }""",
+                               arg=[m["name"], m["codes"][2]], timeout=30_000)
+        _assert_draws_torchs_decoding(page, m["name"])
+    assert not errors and not outside, (errors, outside)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "book_explorer.png"), full_page=True)
