@@ -162,7 +162,7 @@ def cmd_book(args) -> int:
         started = time.perf_counter()
         try:
             html = build(out, notebooks=args.notebooks.split(",") if args.notebooks else None, mode=args.mode,
-                         quiet=not args.verbose)
+                         quiet=not args.verbose, solutions=not args.no_solutions)
         except BookError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -257,6 +257,8 @@ def main(argv=None) -> int:
     p.add_argument("--notebooks", help="comma-separated numbers, e.g. 05 or 03,05 (default: all)")
     p.add_argument("--mode", default="book", help="the mode the notebooks run in (default book; smoke: seconds, untrained)")
     p.add_argument("--out", help="the build folder (default build/book)")
+    p.add_argument("--no-solutions", action="store_true", help="leave out the solution pages and the links to them "
+                   "(to publish while the exercises are graded)")
     p.add_argument("--serve", action="store_true", help="after building, serve it on http://127.0.0.1:PORT")
     p.add_argument("--serve-only", action="store_true", help="serve the last build without building")
     p.add_argument("--port", type=int, default=8000)

@@ -146,6 +146,8 @@ def banner(stem: str, mode: str, repo: str, branch: str, solutions: bool) -> str
     colab = f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{stem}.ipynb"
     source = ("the shipped reference sweep's models (`reference/models`, 5,000 iterations each on a CPU) are read, "
               "not trained; everything else ran at the `cpu` mode's scale" if mode == "book" else
+              "the tests' mode: a few dozen training steps, so its models are untrained; where a figure needs a "
+              "trained one, the notebook shows a reference model and says so" if mode == "smoke" else
               f"runs trained in the `{mode}` mode")
     lines = [
         ":::{admonition} Reading this page",
@@ -224,7 +226,7 @@ def solution_labels(nb: dict) -> set[str]:
             and (m := EXERCISE.match("".join(c["source"])))}
 
 
-def landing_page(stems: list[str], docs: set[str], repo: str, branch: str) -> str:
+def landing_page(stems: list[str], docs: set[str], repo: str, branch: str, solutions: bool = True) -> str:
     """index.md: the README, links pointed at the book, then the table of contents."""
     readme = rewrite_links((CHECKOUT / "README.md").read_text(), "README.md", docs, repo, branch)
     title, _, rest = readme.partition("\n")
@@ -234,7 +236,7 @@ def landing_page(stems: list[str], docs: set[str], repo: str, branch: str) -> st
     toc = ["", "```{toctree}", ":hidden:", ":caption: The course", ":maxdepth: 1", "",
            *(f"notebooks/{s}" for s in stems), "explorer", "```", "",
            "```{toctree}", ":hidden:", ":caption: Teaching it", ":maxdepth: 1", "",
-           "notebooks/INSTRUCTOR_GUIDE", *(f"notebooks/solutions/{s}_solutions" for s in stems), "```", ""]
+           "notebooks/INSTRUCTOR_GUIDE", *(f"notebooks/solutions/{s}_solutions" for s in stems if solutions), "```", ""]
     return f"{title}\n\n{intro}{rest}\n" + "\n".join(toc)
 
 
@@ -255,15 +257,16 @@ site serves. Each pixel is `round(255 · p)`, with p the decoder's Bernoulli mea
 """
 
 
-def stage(out: Path, stems: list[str], mode: str) -> Path:
-    """Write the Sphinx sources of the book into ``out/src``; returns that folder."""
+def stage(out: Path, stems: list[str], mode: str, solutions: bool = True) -> Path:
+    """Write the Sphinx sources of the book into ``out/src``; returns that folder. ``solutions=False``: no solution
+    pages and no links to them (a book to publish while the exercises are graded)."""
     from .export import write_explorer
 
     src = out / "src"
     repo, branch = repository()
     modules = node_modules()
     docs = {"README.md", "notebooks/INSTRUCTOR_GUIDE.md", *(f"notebooks/{s}.ipynb" for s in stems),
-            *(f"notebooks/solutions/{s}_solutions.ipynb" for s in stems)}
+            *(f"notebooks/solutions/{s}_solutions.ipynb" for s in stems if solutions)}
     for stale in [*src.glob("notebooks/[0-9][0-9]_*.ipynb"), *src.glob("notebooks/solutions/*.ipynb")]:
         if stale.relative_to(src).as_posix() not in docs:  # a notebook an earlier, larger build staged
             stale.unlink()
@@ -279,21 +282,22 @@ def stage(out: Path, stems: list[str], mode: str) -> Path:
         shutil.rmtree(explorer, ignore_errors=True)
         write_explorer(explorer)
         (explorer / f"{models_hash}.built").write_text("")
-    write_if_changed(src / "index.md", landing_page(stems, docs, repo, branch))
+    write_if_changed(src / "index.md", landing_page(stems, docs, repo, branch, solutions))
     write_if_changed(src / "explorer.md", EXPLORER_PAGE)
     guide = (NOTEBOOKS / "INSTRUCTOR_GUIDE.md").read_text()
     write_if_changed(src / "notebooks" / "INSTRUCTOR_GUIDE.md",
                      rewrite_links(guide, "notebooks/INSTRUCTOR_GUIDE.md", docs, repo, branch))
     for stem in stems:
         nb = json.loads((NOTEBOOKS / f"{stem}.ipynb").read_text())
-        solutions_path = NOTEBOOKS / "solutions" / f"{stem}_solutions.ipynb"
-        solutions = json.loads(solutions_path.read_text())
-        labels = solution_labels(solutions)
+        solved = json.loads((NOTEBOOKS / "solutions" / f"{stem}_solutions.ipynb").read_text())
+        labels = solution_labels(solved) if solutions else set()
         write_if_changed(src / "_originals" / "notebooks" / f"{stem}.ipynb", (NOTEBOOKS / f"{stem}.ipynb").read_bytes())
         staged = stage_notebook(nb, f"notebooks/{stem}.ipynb", docs, repo, branch,
-                                banner(stem, mode, repo, branch, solutions=True), solution_labels=labels)
+                                banner(stem, mode, repo, branch, solutions), solution_labels=labels)
         write_if_changed(src / "notebooks" / f"{stem}.ipynb", json.dumps(staged, indent=1, ensure_ascii=False))
-        staged = stage_notebook(solutions, f"notebooks/solutions/{stem}_solutions.ipynb", docs, repo, branch,
+        if not solutions:
+            continue
+        staged = stage_notebook(solved, f"notebooks/solutions/{stem}_solutions.ipynb", docs, repo, branch,
                                 label_solutions=True)
         write_if_changed(src / "notebooks" / "solutions" / f"{stem}_solutions.ipynb",
                          json.dumps(staged, indent=1, ensure_ascii=False))
@@ -314,11 +318,13 @@ def _copy_tree(source: Path, target: Path) -> None:
 # Building and serving
 # --------------------------------------------------------------------------------------------------
 
-def build(out: str | os.PathLike | None = None, notebooks=None, mode: str = "book", quiet: bool = True) -> Path:
+def build(out: str | os.PathLike | None = None, notebooks=None, mode: str = "book", quiet: bool = True,
+          solutions: bool = True) -> Path:
     """Stage and build the book into ``out/html`` (default :func:`build_dir`); returns the html folder.
 
     ``notebooks``: numbers or names of the notebooks to include (default: all). ``mode``: the run mode the
-    notebooks execute in (``book``; the tests use ``smoke``, whose outputs are untrained).
+    notebooks execute in (``book``; the tests use ``smoke``, whose outputs are untrained). ``solutions=False``:
+    without the solution pages and the links to them.
     """
     try:
         import myst_nb  # noqa: F401
@@ -331,7 +337,7 @@ def build(out: str | os.PathLike | None = None, notebooks=None, mode: str = "boo
         raise BookError(f"unknown run mode {mode!r}; choose one of {sorted(MODES)}")
     out = Path(out) if out else build_dir()
     stems = notebook_stems(notebooks)
-    src = stage(out, stems, mode)
+    src = stage(out, stems, mode, solutions)
     repo, branch = repository()
     env = dict(os.environ, FVAE_MODE=mode, FVAE_RUNS_DIR=str(out / "runs"), FVAE_BOOK_REPO=repo,
                FVAE_BOOK_BRANCH=branch, FVAE_BOOK_CACHE=str(out / "cache" / library_fingerprint(mode)),

@@ -328,3 +328,25 @@ def test_the_explorer_runs_the_decoders_in_the_page_and_draws_what_torch_decodes
     assert not errors and not outside, (errors, outside)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "book_explorer.png"), full_page=True)
+
+
+def test_the_pages_workflow_builds_the_book_where_the_builder_writes_it():
+    yaml = pytest.importorskip("yaml")
+    flow = yaml.safe_load((REPO / ".github" / "workflows" / "book.yml").read_text())
+    steps = flow["jobs"]["build"]["steps"]
+    assert any(s.get("run", "").strip() == "make book" for s in steps)
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert (REPO / upload["with"]["path"]) == book.build_dir() / "html" or os.environ.get("FVAE_BOOK_DIR")
+    assert flow["permissions"]["pages"] == "write" and flow["jobs"]["deploy"]["needs"] == "build"
+    makefile = (REPO / "Makefile").read_text()
+    assert "\nbook: " in makefile and "-m fvae_lib book" in makefile
+
+
+def test_a_book_without_solutions_neither_lists_nor_links_them():
+    stems = ["05_factorvae"]
+    with_them = book.landing_page(stems, DOCS, "a/b", "main")
+    without = book.landing_page(stems, DOCS - {"notebooks/solutions/05_factorvae_solutions.ipynb"}, "a/b", "main", solutions=False)
+    assert "notebooks/solutions/05_factorvae_solutions" in with_them and "solutions/05" not in without.split("```{toctree}", 1)[1]
+    assert "notebooks/05_factorvae" in without and "notebooks/INSTRUCTOR_GUIDE" in without
+    assert "solutions" in book.banner("05_factorvae", "book", "a/b", "main", solutions=True)
+    assert "solutions" not in book.banner("05_factorvae", "book", "a/b", "main", solutions=False)
