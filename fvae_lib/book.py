@@ -181,11 +181,16 @@ def stage_notebook(nb: dict, source: str, docs: set[str], repo: str, branch: str
     exercise (``solution_labels``: those the solutions define), widget cells explained; ``label_solutions``: a
     solutions notebook, whose exercise cells get the labels the links point at."""
     cells = []
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    # where traversals are taught without a widget explorer (notebook 01), the in-page explorer follows the first
+    traversal_cell = None if any("latent_explorer(" in c for c in sources) else \
+        next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and re.search(r"(?<![\w.])traversals\(",
+              "".join(c["source"]))), None)
 
     def added(text):
         return dict(cell_type="markdown", id=f"book-{len(cells)}", metadata={}, source=text)
 
-    for cell in nb["cells"]:
+    for index, cell in enumerate(nb["cells"]):
         cell = dict(cell, metadata=dict(cell.get("metadata", {})))
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
@@ -207,6 +212,8 @@ def stage_notebook(nb: dict, source: str, docs: set[str], repo: str, branch: str
             continue
         cell["source"] = text
         cells.append(cell)
+        if index == traversal_cell:
+            cells.append(added(EXPLORER_NOTE))
         code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         widget = WIDGET_CELL.search(code) if cell["cell_type"] == "code" else None
         if widget:
@@ -235,11 +242,15 @@ def landing_page(stems: list[str], docs: set[str], repo: str, branch: str, solut
              "notebook in Colab. The {doc}`latent explorer <explorer>` runs two trained decoders in this page's browser.\n:::\n")
     toc = ["", "```{toctree}", ":hidden:", ":caption: The course", ":maxdepth: 1", "",
            *(f"notebooks/{s}" for s in stems), "explorer", "```", "",
-           "```{toctree}", ":hidden:", ":caption: Teaching it", ":maxdepth: 1", "",
-           "notebooks/INSTRUCTOR_GUIDE", *(f"notebooks/solutions/{s}_solutions" for s in stems if solutions), "```", ""]
+           "```{toctree}", ":hidden:", ":caption: Teaching it", ":maxdepth: 1", "", "notebooks/INSTRUCTOR_GUIDE", "```", "",
+           *(["```{toctree}", ":hidden:", ":caption: Solutions", ":maxdepth: 1", "",
+              *(f"notebooks/solutions/{s}_solutions" for s in stems), "```", ""] if solutions else [])]
     return f"{title}\n\n{intro}{rest}\n" + "\n".join(toc)
 
 
+EXPLORER_NOTE = ("*In the book, the same kind of picture can be moved: below, the shipped reference decoders of "
+                 "β-VAE β = 4 and FactorVAE γ = 35 run in your browser. Drag one latent at a time.*\n\n"
+                 "<div class=\"fvae-explorer\"></div>")
 EXPLORER_PAGE = """# The latent explorer
 
 Two models from the shipped reference sweep, decoded in your browser: β-VAE with β = 4 (the paper's β-VAE baseline)
@@ -352,8 +363,9 @@ def build(out: str | os.PathLike | None = None, notebooks=None, mode: str = "boo
     if result.returncode != 0:
         tail = (result.stdout or "")[-6000:]
         raise BookError(f"sphinx-build failed (exit {result.returncode}); its output ends:\n{tail}")
-    if quiet and result.stdout and result.stdout.strip():
-        print(result.stdout.strip())
+    said = [line for line in (result.stdout or "").splitlines() if line.strip() and "running over TCP without encryption" not in line]
+    if quiet and said:  # Sphinx's warnings (the kernels' note on their local TCP transport left out)
+        print("\n".join(said))
     return html
 
 

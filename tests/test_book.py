@@ -75,6 +75,7 @@ def test_a_staged_notebook_has_its_banner_solution_links_and_widget_notes():
                    ("markdown", "**Exercise 5.9.** No solution is shipped for this one."),
                    ("code", "from fvae_lib.explorer import latent_explorer\nlatent_explorer(vae, data)"),
                    ("code", "# a comment naming interact( is no widget\n_ = widgets.interact(show, n=3)"),
+                   ("code", "display(traversals(fvae, data))"),
                    ("code", "print('plain')"))
     before = json.dumps(nb)
     staged = book.stage_notebook(nb, "notebooks/05_factorvae.ipynb", DOCS, "a/b", "main", banner_text="BANNER",
@@ -92,6 +93,10 @@ def test_a_staged_notebook_has_its_banner_solution_links_and_widget_notes():
     interact = cells.index(next(c for c in cells if "widgets.interact(show" in c["source"]))
     assert "remove-output" in cells[interact]["metadata"]["tags"] and "live kernel" in cells[interact + 1]["source"]
     assert "tags" not in cells[-1]["metadata"] and len({c["id"] for c in cells}) == len(cells)
+    assert sum('class="fvae-explorer"' in c["source"] for c in cells) == 1  # the widget's place, not the traversals'
+    taught = book.stage_notebook(_notebook(("markdown", "# 01"), ("code", "traversals(models[4.0], data)"), ("code", "traversals(b, data)")),
+                                 "notebooks/01_vae_and_beta_vae.ipynb", DOCS, "a/b", "main")["cells"]
+    assert [c["cell_type"] for c in taught] == ["markdown", "code", "markdown", "code"] and "fvae-explorer" in taught[2]["source"]
     solutions = book.stage_notebook(_notebook(("markdown", "**Exercise 5.1.** The answer.")),
                                     "notebooks/solutions/05_factorvae_solutions.ipynb", DOCS, "a/b", "main",
                                     label_solutions=True)
@@ -251,6 +256,7 @@ def test_every_page_loads_offline_typeset_with_its_pictures(site, offline):
     pages = _pages(html)
     assert {"index.html", "explorer.html", "notebooks/INSTRUCTOR_GUIDE.html"} <= set(pages)
     assert any(p.startswith("notebooks/0") for p in pages) and any(p.startswith("notebooks/solutions/") for p in pages)
+    typeset = 0
     for name in pages:
         page, errors = _open(context, base + name)
         assert not errors, (name, errors)
@@ -263,14 +269,23 @@ def test_every_page_loads_offline_typeset_with_its_pictures(site, offline):
             if href.startswith(base):  # a link inside the site names a file that is there
                 target = href[len(base):].split("#")[0].split("?")[0] or "index.html"
                 assert (html / target).exists(), (name, href)
+        for i in range(page.locator(".fvae-explorer").count()):  # an explorer in a notebook's page starts too
+            page.wait_for_function("i => document.querySelectorAll('.fvae-explorer')[i].dataset.ready", arg=i, timeout=120_000)
+            assert page.evaluate("i => document.querySelectorAll('.fvae-explorer')[i].dataset.ready", i) == "true", name
+            if name == "notebooks/05_factorvae.html":
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.locator(".fvae-explorer").nth(i).screenshot(path=str(SCREENSHOTS / "book_05_explorer.png"))
         if name.startswith("notebooks/0"):
             assert page.locator(".admonition", has_text="mode").count() >= 1, name  # which mode produced it
-            assert page.locator("mjx-container").count() > 0 and page.locator("img").count() > 0, name
+            assert page.locator("img").count() > 0, name
+            typeset += page.locator("mjx-container").count()
             assert page.locator("a.reference.download").count() >= 1, name
         page.close()
     assert not outside, f"pages asked for files outside the site: {sorted(set(outside))[:5]}"
+    assert typeset > 10, "the notebooks' equations were not typeset by MathJax"
     SCREENSHOTS.mkdir(exist_ok=True)
-    for name, shot in [("index.html", "book_landing"), (next(p for p in pages if p.startswith("notebooks/0")), "book_notebook")]:
+    shown = "notebooks/05_factorvae.html" if "notebooks/05_factorvae.html" in pages else next(p for p in pages if p.startswith("notebooks/0"))
+    for name, shot in [("index.html", "book_landing"), (shown, "book_notebook")]:
         page, _ = _open(context, base + name)
         page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
         page.close()

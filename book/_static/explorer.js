@@ -66,7 +66,7 @@
         show();
         input.addEventListener("input", () => { this.code[j] = Number(input.value); show(); this.decode(); });
         this.sliders[j] = { input, show };
-        const name = element("span", { class: "fvae-latent", text: "z" + j + " · " + kl.toFixed(2) + " nats" +
+        const name = element("span", { class: "fvae-latent", text: "z" + j + " · " + kl.toFixed(kl < 0.1 ? 3 : 2) + " nats" +
           (kl < COLLAPSED_KL ? " (collapsed)" : "") });
         return element("label", { class: "fvae-row" + (kl < COLLAPSED_KL ? " fvae-collapsed" : "") }, [name, input, value]);
       });
