@@ -237,7 +237,7 @@ def landing_page(stems: list[str], docs: set[str], repo: str, branch: str, solut
     """index.md: the README, links pointed at the book, then the table of contents."""
     readme = rewrite_links((CHECKOUT / "README.md").read_text(), "README.md", docs, repo, branch)
     title, _, rest = readme.partition("\n")
-    intro = (":::{tip}\nThis is the course rendered as a book: every notebook run top to bottom, with its figures and "
+    intro = (":::{admonition} The course as a book\n:class: tip\nThis is the course rendered as a book: every notebook run top to bottom, with its figures and "
              "tables, so it can be read with nothing installed. Each page says which mode produced it and links the "
              "notebook in Colab. The {doc}`latent explorer <explorer>` runs two trained decoders in this page's browser.\n:::\n")
     toc = ["", "```{toctree}", ":hidden:", ":caption: The course", ":maxdepth: 1", "",

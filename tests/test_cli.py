@@ -35,6 +35,18 @@ def test_cli_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fvae_lib", "evaluate", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
 
+def test_cli_book_says_what_is_wrong_in_one_line(tmp_path):
+    def book(*args):
+        return subprocess.run([sys.executable, "-m", "fvae_lib", "book", *args], capture_output=True, text=True, cwd=REPO)
+
+    proc = book("--serve-only", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "no book in" in proc.stderr and "make book" in proc.stderr and "Traceback" not in proc.stderr
+    proc = book("--notebooks", "42", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "no notebook 42" in proc.stderr and "Traceback" not in proc.stderr
+    proc = book("--mode", "huge", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "unknown run mode 'huge'" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
 def test_cli_evaluate_on_a_missing_gpu_says_so_in_one_line(tmp_path, small_replica):
     Trainer(smoke(iterations=10, log_every=10, checkpoint_every=10), tmp_path / "r", data=small_replica, progress=False).run()
