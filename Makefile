@@ -39,8 +39,9 @@ test: $(STAMP) $(if $(NPM),$(WEB))
 
 # The course as a static site, executed in the book mode (the shipped reference models; minutes on a CPU, then
 # cached), into build/book/html. book-serve serves it (the explorer needs http); book-test checks every page of it.
+BOOK_ARGS ?=
 book: $(STAMP) $(WEB)
-	$(PY) -m fvae_lib book
+	$(PY) -m fvae_lib book $(BOOK_ARGS)
 
 book-serve: $(STAMP)
 	$(PY) -m fvae_lib book --serve-only

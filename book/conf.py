@@ -9,7 +9,7 @@ copyright = "the fvae_lib authors, MIT licence"
 repository = os.environ.get("FVAE_BOOK_REPO", "fvae-course/factorvae")
 branch = os.environ.get("FVAE_BOOK_BRANCH", "main")
 
-extensions = ["myst_nb"]
+extensions = ["myst_nb", "sphinx.ext.githubpages"]  # githubpages: a .nojekyll, for any static host
 exclude_patterns = ["_build", "_originals", "node_modules", "**.ipynb_checkpoints"]  # _originals: the downloads
 
 # The notebooks run in the builder's mode (FVAE_MODE, "book": the shipped reference models, nothing they hold
@@ -42,7 +42,7 @@ html_theme_options = {
     "repository_url": f"https://github.com/{repository}",
     "repository_branch": branch,
     "use_repository_button": True,
-    "use_download_button": True,
+    "use_download_button": False,  # it would hand out the staged notebook; each page's banner links the one in git
     "use_fullscreen_button": False,
     "home_page_in_toc": True,
     "show_toc_level": 2,

@@ -172,7 +172,11 @@ def cmd_book(args) -> int:
         if not (html / "index.html").is_file():
             print(f"error: no book in {html}; build it first: make book", file=sys.stderr)
             return 2
-        serve(html, port=args.port)
+        try:
+            serve(html, port=args.port)
+        except BookError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

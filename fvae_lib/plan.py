@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .device import device_name
 from .environment import runs_are_temporary
 from .modes import Mode, run_folder, runs_dir
+from .reference import shipped_iterations
 from .runs import RunFolder
 from .train import Trainer
 
@@ -65,10 +66,11 @@ class PlannedRun:
     done: int  # iterations already trained (a finished run: all of them)
     it_per_s: float | None = None
     gflop_per_it: float | None = None
+    shipped: int | None = None  # the book mode: read from reference/models (trained this many iterations)
 
     @property
     def remaining(self) -> int:
-        return max(0, self.config.iterations - self.done)
+        return 0 if self.shipped else max(0, self.config.iterations - self.done)
 
     @property
     def seconds(self) -> float:
@@ -91,7 +93,9 @@ class TrainingPlan(list):
         lines = [f"Training plan, mode {self.mode.name!r} on {device}; runs in {runs_dir() / self.mode.name}"]
         for r in self:
             what = r.config.model + (f" gamma={r.config.gamma:g}" if r.config.model == "factorvae" else f" beta={r.config.beta:g}")
-            if not r.remaining:
+            if r.shipped:
+                status = f"read from reference/models ({r.shipped:,} iterations): not trained here"
+            elif not r.remaining:
                 status = f"finished ({r.config.iterations:,} iterations): reused"
             elif r.done:
                 status = f"resumes at {r.done:,}: {r.remaining:,} of {r.config.iterations:,} iterations, about {_duration(r.seconds)}"
@@ -102,7 +106,8 @@ class TrainingPlan(list):
         for model, (rate, gflop) in rates.items():
             lines.append(f"  measured here: {model} {rate:.1f} it/s ({gflop:.1f} GFLOP per iteration, {rate * gflop:.0f} GFLOP/s)")
         todo = [r for r in self if r.remaining]
-        lines.append(f"Total: about {_duration(self.seconds)} of training" if todo else "Nothing to train: every run is reused.")
+        lines.append(f"Total: about {_duration(self.seconds)} of training" if todo else
+                     "Nothing to train: every run is read or reused.")
         if todo and runs_are_temporary():
             lines.append("Colab's disk is wiped when the runtime ends: keep_runs_on_drive() (fvae_lib.environment) keeps runs on Drive.")
         if todo and self.mode.name != "paper" and self.seconds > 600:
@@ -125,7 +130,8 @@ def training_plan(runs, mode: Mode, data=None, announce: bool = True) -> Trainin
     for name, model, overrides in runs:
         config = TrainConfig.from_preset(mode.preset, model=model, **overrides)
         folder = run_folder(name, mode)
-        run = PlannedRun(name, config, folder, RunFolder(folder).trained_steps()[0])
+        shipped = shipped_iterations(name) if mode.from_reference else None
+        run = PlannedRun(name, config, folder, RunFolder(folder).trained_steps()[0], shipped=shipped)
         if run.remaining:
             run.it_per_s, run.gflop_per_it = measure_rate(config, data)
         planned.append(run)

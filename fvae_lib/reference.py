@@ -73,6 +73,16 @@ def model_names(folder: str | os.PathLike | None = None) -> list[str]:
     return sorted(p.stem for p in (path / "models").glob("*.pt"))
 
 
+def shipped_iterations(name: str) -> int | None:
+    """How long the shipped model ``name`` was trained, or None where no model of that name is shipped."""
+    try:
+        if name not in model_names():
+            return None
+    except (FileNotFoundError, OSError):
+        return None
+    return RunFolder(reference_dir() / "runs" / name).read_config().iterations
+
+
 def load_reference_model(name: str, device: str | torch.device = "cpu", folder: str | os.PathLike | None = None) -> tuple[VAE, TrainConfig]:
     """A shipped model (fp16 on disk, float32 here) in eval mode, and its run's config."""
     path = (Path(folder) if folder else reference_dir()) / "models" / f"{name}.pt"

@@ -73,3 +73,28 @@ def test_the_explorer_data_are_each_models_codes_of_the_start_images_ordered_by_
     assert sorted(model["order"]) == list(range(10)) and np.all(np.diff(kl[model["order"]]) <= 0)
     assert kl.max() > 1.0 and kl.min() < 0.1  # a trained beta-VAE: a few informative latents, others collapsed
     assert (tmp_path / model["file"]).is_file() and model["label"] == "β-VAE, β = 4" and model["iterations"] == 5000
+
+
+def test_the_explorers_claims_about_the_shipped_decoders_hold():
+    """The explorer's page says what the two shipped decoders' latents do; these are those measurements."""
+    from fvae_lib.export import explorer_model, latent_effects, start_images
+    from fvae_lib.reference import load_reference_model
+
+    images = start_images()
+    found = {}
+    for name in ("betavae_b4", "factorvae_g35"):
+        vae, _ = load_reference_model(name)
+        model = explorer_model(vae, images)
+        active = [j for j in model["order"] if model["kl"][j] >= 0.05]
+        found[name] = latent_effects(vae, model["codes"], active[:5])
+    fvae = found["factorvae_g35"]
+    across = [e for e in fvae.values() if e["x"] > 12 and e["y"] < 3 and e["size"] < 0.3]
+    down = [e for e in fvae.values() if e["y"] > 12 and e["x"] < 3 and e["size"] < 0.3]
+    assert across and down  # FactorVAE: one latent is the horizontal position, another the vertical
+    # beta-VAE: no informative latent is one position alone: each moves the picture both ways, or resizes it
+    assert all(e["x"] > 2 and e["y"] > 2 for e in found["betavae_b4"].values())
+    # the measurement can tell: a latent the decoder ignores moves nothing
+    vae, _ = load_reference_model("betavae_b4")
+    model = explorer_model(vae, images)
+    dead = min(range(10), key=lambda j: model["kl"][j])
+    assert max(latent_effects(vae, model["codes"], [dead])[dead].values()) < 0.5

@@ -11,13 +11,13 @@ LAYERS = [
     {"device", "paths", "storage", "gaussians", "threads", "results", "display"},  # no fvae_lib imports at all, or only each other
     {"data", "models", "objectives"},  # datasets, networks, loss terms
     {"algorithm", "encoding", "config"},  # one iteration; encoding a dataset; what defines a run
-    {"decomposition", "density_ratio", "metrics", "runs", "modes"},  # estimators and scores; the run folder; run modes
+    {"decomposition", "density_ratio", "metrics", "runs", "modes", "reference"},  # estimators, scores; run folders; modes; the shipped sweep
     {"train", "plots", "explorer", "sweep_plots", "diagrams", "environment"},  # the training loop; figures; the setup report
     {"evaluate", "trajectory", "exercises", "release", "plan"},  # scoring a run; exercise checkers; assignments; the training plan
-    {"sweep", "reference", "sweep_task"},  # a grid of runs and its table; the shipped reference sweep
+    {"sweep", "sweep_task"},  # a grid of runs: its spec, one run's task
     {"sweep_table", "engine_local", "engine_submitit", "export"},  # a sweep's table; the two engines; decoders as ONNX
     {"engines"},  # where a sweep's runs execute: the driver
-    {"notebook", "book", "__main__", "__init__"},  # what users call: notebooks' helpers, the rendered book, the CLI
+    {"notebook", "book", "book_pages", "__main__", "__init__"},  # what users call: notebooks' helpers, the rendered book, the CLI
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -27,3 +27,16 @@ def test_the_plan_says_what_is_trained_resumed_or_reused_with_a_measured_estimat
     assert was_announced(runs / "smoke" / "new")
     training_plan([("quiet", "betavae", {"beta": 2.0})], mode, data=small_replica, announce=False)
     assert not was_announced(runs / "smoke" / "quiet")
+
+
+def test_in_the_book_mode_the_plan_says_a_shipped_run_is_read_not_trained(runs, small_replica):
+    from fvae_lib.modes import MODES
+
+    plan = training_plan([("betavae_b16", "betavae", {"beta": 16.0}), ("factorvae_g35", "factorvae", {"gamma": 35.0})],
+                         MODES["book"], data=small_replica, announce=False)
+    assert [r.shipped for r in plan] == [5000, 5000] and plan.seconds == 0 and not any(r.it_per_s for r in plan)
+    text = str(plan)
+    assert text.count("read from reference/models (5,000 iterations): not trained here") == 2
+    assert "trains" not in text and "Nothing to train" in text
+    elsewhere = training_plan([("betavae_b16", "betavae", {"beta": 16.0})], MODES["smoke"], data=small_replica, announce=False)
+    assert elsewhere[0].shipped is None and "trains 40 iterations" in str(elsewhere)

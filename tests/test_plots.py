@@ -23,6 +23,9 @@ def test_traversals_mark_collapsed_latents(vae, small_replica):
     fig = plots.traversals(vae, small_replica, n_values=3)
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert len(labels) == 10 and any("collapsed" in l for l in labels)  # an untrained encoder: KL ≈ 0
+    assert fig._suptitle.get_text() == "latent traversals (rows ordered by KL)"
+    named = plots.traversals(vae, small_replica, n_values=3, title="β-VAE, β = 4")
+    assert named._suptitle.get_text().startswith("β-VAE, β = 4: latent traversals")
 
 
 def test_training_curves():

@@ -47,9 +47,10 @@
   class Panel {
     // One model: its canvas, its sliders, and its ONNX session. Decodes run one at a time; a slider moved
     // while one runs is decoded next, so the picture always ends on the sliders' last values.
-    constructor(model, session, bundle) {
+    constructor(model, session, bundle, fail) {
       this.model = model;
       this.session = session;
+      this.fail = fail;
       this.code = model.codes[0].slice();
       this.busy = false;
       this.pending = false;
@@ -62,9 +63,9 @@
         const input = element("input", { type: "range", min: -bundle.limit, max: bundle.limit, step: bundle.step,
           value: this.code[j], "data-latent": j, "aria-label": "z" + j });
         const value = element("span", { class: "fvae-value" });
-        const show = () => { value.textContent = Number(input.value).toFixed(2); };
+        const show = () => { value.textContent = this.code[j].toFixed(2); }; // the value decoded, not the slider's step
         show();
-        input.addEventListener("input", () => { this.code[j] = Number(input.value); show(); this.decode(); });
+        input.addEventListener("input", () => { this.code[j] = Number(input.value); show(); this.decode().catch(this.fail); });
         this.sliders[j] = { input, show };
         const name = element("span", { class: "fvae-latent", text: "z" + j + " · " + kl.toFixed(kl < 0.1 ? 3 : 2) + " nats" +
           (kl < COLLAPSED_KL ? " (collapsed)" : "") });
@@ -100,6 +101,28 @@
     }
   }
 
+  // onnxruntime-web, the explorer's data and each model's session are loaded once per page, however many
+  // explorers it has.
+  let runtime = null;
+  const sessions = {};
+  function loadRuntime() {
+    runtime = runtime || (async () => {
+      if (typeof ort === "undefined") await loadScript(new URL("ort.wasm.min.js", ORT).href);
+      ort.env.wasm.wasmPaths = ORT.href;
+      ort.env.wasm.numThreads = 1; // no cross-origin isolation on a static site, so no shared-memory threads
+      ort.env.wasm.proxy = false;
+      const response = await fetch(new URL("explorer.json", DATA));
+      if (!response.ok) throw new Error("could not load explorer.json (HTTP " + response.status + ")");
+      return response.json();
+    })();
+    return runtime;
+  }
+  function session(model) {
+    sessions[model.file] = sessions[model.file] ||
+      ort.InferenceSession.create(new URL(model.file, DATA).href, { executionProviders: ["wasm"] });
+    return sessions[model.file];
+  }
+
   async function start(root) {
     const status = element("p", { class: "fvae-status", text: "Loading the decoders…" });
     root.replaceChildren(status);
@@ -107,16 +130,15 @@
       throw new Error("the explorer runs WebAssembly, which browsers do not load from a file:// page. " +
         "Serve the book instead: make book-serve, then open http://127.0.0.1:8000");
     }
-    if (typeof ort === "undefined") await loadScript(new URL("ort.wasm.min.js", ORT).href);
-    ort.env.wasm.wasmPaths = ORT.href;
-    ort.env.wasm.numThreads = 1; // no cross-origin isolation on a static site, so no shared-memory threads
-    ort.env.wasm.proxy = false;
-    const bundle = await (await fetch(new URL("explorer.json", DATA))).json();
+    const bundle = await loadRuntime();
+    const wanted = root.dataset.models ? root.dataset.models.split(",") : null; // e.g. data-models="betavae_b4"
+    const fail = (err) => { status.textContent = "The explorer stopped: " + err.message; status.classList.add("fvae-error");
+      root.dataset.ready = "failed"; console.warn("fvae explorer:", err); };
     const panels = [];
-    for (const model of bundle.models) {
-      const session = await ort.InferenceSession.create(new URL(model.file, DATA).href, { executionProviders: ["wasm"] });
-      panels.push(new Panel(model, session, bundle));
+    for (const model of bundle.models.filter((m) => !wanted || wanted.includes(m.name))) {
+      panels.push(new Panel(model, await session(model), bundle, fail));
     }
+    if (!panels.length) throw new Error("no model of " + root.dataset.models + " in explorer.json");
     const picker = element("div", { class: "fvae-picker", role: "group", "aria-label": "start image" });
     bundle.images.forEach((image, i) => {
       const thumb = element("canvas", { width: SIZE, height: SIZE, class: "fvae-thumb" });
@@ -125,7 +147,7 @@
         [thumb, element("span", { text: image.label })]);
       button.addEventListener("click", () => {
         picker.querySelectorAll("button").forEach((b) => b.classList.toggle("fvae-picked", b === button));
-        panels.forEach((p) => p.setCode(p.model.codes[i]));
+        panels.forEach((p) => p.setCode(p.model.codes[i]).catch(fail));
       });
       picker.appendChild(button);
     });
