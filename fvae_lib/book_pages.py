@@ -17,7 +17,7 @@ DEFAULT_REPO = "fvae-course/factorvae"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_PREFIX = f"https://colab.research.google.com/github/{DEFAULT_REPO}/blob/main/"
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\.(\d+)\b", re.M)  # an exercise's paragraph, anywhere in a cell
-LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")  # the target of a Markdown link or image: ](target#frag)
+LINK = re.compile(r'(\]\()([^)\s#]+)(#[^)\s]*)?((?:\s+"[^"]*")?\))')  # a link's or image's target: ](target#frag "title")
 WIDGET_CELL = re.compile(r"(?<![\w.])(latent_explorer|widgets\.interact|interact)\(")
 
 

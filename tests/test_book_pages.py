@@ -24,6 +24,15 @@ def test_links_to_pages_stay_and_links_to_other_files_go_to_the_repository():
     assert "[code](https://github.com/someone/fork/blob/dev/fvae_lib/train.py#L10)" in out
     assert "[ref](https://github.com/someone/fork/tree/dev/reference)" in out
     assert "[web](https://example.org/a.py)" in out and "[here](#a-section)" in out
+    titled = book.rewrite_links('[t](../fvae_lib/train.py "the trainer") `[not](a/link.py)` ![p](missing.png)',
+                                "notebooks/05_factorvae.ipynb", DOCS, "a/b", "main", images := set())
+    assert '[t](https://github.com/a/b/blob/main/fvae_lib/train.py "the trainer")' in titled
+    assert "`[not](a/link.py)`" in titled  # code is not a link
+    assert not images  # a picture that is not in the repository is not staged
+    shown = book.rewrite_links("![curves](../benchmarks/fastpath_curves_cpu.png)", "notebooks/05_factorvae.ipynb", DOCS,
+                               "a/b", "main", images)
+    assert shown == "![curves](../benchmarks/fastpath_curves_cpu.png)" and images == {"benchmarks/fastpath_curves_cpu.png"}
+    assert book.rewrite_links("[home](../README.md)", "notebooks/05_factorvae.ipynb", DOCS, "a/b", "main") == "[home](../index.md)"
     assert "(../_static/colab-badge.svg)" in out and "colab.research.google.com/assets" not in out
     assert "colab.research.google.com/github/someone/fork/blob/dev/notebooks/05_factorvae.ipynb" in out
     top = book.rewrite_links("[05](notebooks/05_factorvae.ipynb) [lib](fvae_lib/)", "README.md", DOCS, "a/b", "main")
