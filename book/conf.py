@@ -33,6 +33,7 @@ mathjax_path = "mathjax/tex-chtml.js"
 
 html_theme = "sphinx_book_theme"
 html_title = project
+html_favicon = "_static/favicon.svg"  # a site of its own: no request for a /favicon.ico that is not there
 html_static_path = ["_static"]
 html_css_files = ["explorer.css"]
 html_js_files = ["explorer.js"]
