@@ -1,13 +1,19 @@
 """Does the CPU fast path train like fp32?
 
-Trains the paper's FactorVAE (batch 64, γ 35, full dSprites) for N iterations with fp32 (seeds 0, 1, 2)
-and with the fast path, bf16 autocast on the VAE + channels_last (seeds 0, 1). Training curves of
-different seeds differ (the adversarial TC term makes them chaotic), so the question is whether
-fast-vs-fp32 curves differ more than fp32-vs-fp32 ones: the benchmark prints the mean absolute gap of
-each term over the second half of training for both kinds of pair, and writes the curves to
-benchmarks/out/fastpath_curves.png. Histories are cached in benchmarks/out/ (delete to rerun).
+Trains the paper's FactorVAE (batch 64, γ 35, full dSprites) for N iterations with a baseline (default fp32,
+NCHW; seeds 0, 1, 2) and with a faster variant (default the fast path, bf16 autocast on the VAE +
+channels_last; seeds 0, 1). Training curves of different seeds differ (the adversarial TC term makes them
+chaotic), so the question is whether variant-vs-baseline curves differ more than baseline-vs-baseline ones:
+the benchmark prints the mean absolute gap of each term over the second half of training for both kinds of
+pair, and writes the curves to benchmarks/out/fastpath_curves_<device>.png. Histories are cached in
+benchmarks/out/ by device, variant and seed (delete to rerun).
 
-    python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl]
+A variant is tokens joined by +: bf16, cl (channels_last), compile[=mode], and concat (the step that runs D
+once on the concatenation of z.detach() and permute_dims(z′) instead of reusing D(z) of the VAE step:
+``factor_vae_step(..., reuse_d_of_z=False)``). The reuse of D(z) was checked with
+``--baseline cl+concat --fast cl``.
+
+    python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl] [--baseline fp32]
 """
 from __future__ import annotations
 
@@ -21,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-RUNS = {"fp32 s0": 0, "fp32 s1": 1, "fp32 s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed
+RUNS = {"base s0": 0, "base s1": 1, "base s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed
 KEYS = ["recon", "kl", "tc", "d_loss"]
 
 
 def fast_options(spec: str) -> dict:
-    """'bf16+cl' -> precision bf16, channels_last; '+compile=reduce-overhead' adds torch.compile."""
-    opts = dict(precision="fp32", channels_last=False, compile="off")
+    """'bf16+cl' -> precision bf16, channels_last; '+compile=reduce-overhead' adds torch.compile; '+concat' the
+    step without the reuse of D(z). Returns TrainConfig fields, and "step" (None: the library's)."""
+    opts = dict(precision="fp32", channels_last=False, compile="off", step=None)
     for token in filter(None, spec.split("+")):
         if token == "fp32":
             pass
@@ -35,6 +42,11 @@ def fast_options(spec: str) -> dict:
             opts["precision"] = "bf16"
         elif token == "cl":
             opts["channels_last"] = True
+        elif token == "concat":
+            from functools import partial
+
+            from fvae_lib.algorithm import factor_vae_step
+            opts["step"] = partial(factor_vae_step, reuse_d_of_z=False)
         elif token.startswith("compile"):
             opts["compile"] = token.partition("=")[2] or "default"
         else:
@@ -42,20 +54,20 @@ def fast_options(spec: str) -> dict:
     return opts
 
 
-def history(name, iterations, data, device, fast):
+def history(name, iterations, data, device, spec):
     from fvae_lib.config import TrainConfig
     from fvae_lib.train import Trainer
 
-    tag = "fp32" if name.startswith("fp32") else fast
-    cache = OUT / f"fastpath_{device}_{tag}_s{RUNS[name]}_{iterations}.json"
+    cache = OUT / f"fastpath_{device}_{spec}_s{RUNS[name]}_{iterations}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    opts = fast_options("" if name.startswith("fp32") else fast)
+    opts = fast_options(spec)
+    step = opts.pop("step")
     cfg = TrainConfig.from_preset("paper", device=device, iterations=iterations, log_every=50, snapshot_every=0,
                                   checkpoint_every=iterations * 50, seed=RUNS[name], **opts)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        rows = Trainer(cfg, tmp, data=data, progress=False).run()
+        rows = Trainer(cfg, tmp, data=data, progress=False, step=step).run()
         result = {"rows": rows, "it_per_s": iterations / (time.perf_counter() - t0)}
     OUT.mkdir(exist_ok=True)
     cache.write_text(json.dumps(result))
@@ -66,7 +78,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--fast", default="bf16+cl", help="the fast path: tokens bf16, cl, compile[=mode] joined by +")
+    parser.add_argument("--fast", default="bf16+cl", help="the variant: tokens bf16, cl, compile[=mode], concat joined by +")
+    parser.add_argument("--baseline", default="fp32", help="what the variant is compared with, in the same tokens")
     args = parser.parse_args()
     from fvae_lib.data import DSprites
     from fvae_lib.display import new_figure
@@ -75,22 +88,23 @@ def main():
     data = DSprites(source="replica", progress=False)
     hist = {}
     for name in RUNS:
-        hist[name] = history(name, args.iterations, data, args.device, args.fast)
+        hist[name] = history(name, args.iterations, data, args.device, args.fast if name.startswith("fast") else args.baseline)
         last = hist[name]["rows"][-1]
         print(f"{name}: {hist[name]['it_per_s']:.2f} it/s, final recon {last['recon']:.1f}, kl {last['kl']:.2f}, "
               f"tc {last['tc']:.3f}, d_loss {last['d_loss']:.3f}", flush=True)
 
-    half = len(hist["fp32 s0"]["rows"]) // 2
+    half = len(hist["base s0"]["rows"]) // 2
 
     def gap(a, b, k):
         return float(np.mean([abs(x[k] - y[k]) for x, y in zip(hist[a]["rows"][half:], hist[b]["rows"][half:])]))
 
-    fp32 = [n for n in RUNS if n.startswith("fp32")]
+    fp32 = [n for n in RUNS if n.startswith("base")]
     fast = [n for n in RUNS if n.startswith("fast")]
     noise_pairs = list(itertools.combinations(fp32, 2))
     cross_pairs = list(itertools.product(fast, fp32))
-    print(f"\nmean |gap| over iterations {hist['fp32 s0']['rows'][half]['step']}..{args.iterations}, averaged over pairs:")
-    print(f"{'term':<8}{'fp32 vs fp32 (noise)':>22}{'fast vs fp32':>15}{'ratio':>8}")
+    print(f"\nbase = {args.baseline}, fast = {args.fast}; mean |gap| over iterations "
+          f"{hist['base s0']['rows'][half]['step']}..{args.iterations}, averaged over pairs:")
+    print(f"{'term':<8}{'base vs base (noise)':>22}{'fast vs base':>15}{'ratio':>8}")
     for k in KEYS:
         noise = np.mean([gap(a, b, k) for a, b in noise_pairs])
         cross = np.mean([gap(a, b, k) for a, b in cross_pairs])
@@ -100,13 +114,14 @@ def main():
     axes = fig.subplots(1, len(KEYS))
     for ax, k in zip(axes, KEYS):
         for name, h in hist.items():
-            ax.plot([r["step"] for r in h["rows"]], [r[k] for r in h["rows"]], label=name, lw=1,
-                    color="C0" if name.startswith("fp32") else "C3", alpha=0.8)
+            ax.plot([r["step"] for r in h["rows"]], [r[k] for r in h["rows"]], label=f"{args.baseline if name.startswith('base') else args.fast} {name.split()[1]}", lw=1,
+                    color="C0" if name.startswith("base") else "C3", alpha=0.8)
         ax.set_title(k)
         if k == "recon":
             ax.set_ylim(0, 800)
     axes[0].legend(fontsize=7)
-    print("figure:", save_figure(fig, OUT / f"fastpath_curves_{args.device}.png"))
+    pair = "" if (args.baseline, args.fast) == ("fp32", "bf16+cl") else f"_{args.baseline}_vs_{args.fast}"
+    print("figure:", save_figure(fig, OUT / f"fastpath_curves_{args.device}{pair}.png"))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,10 @@ def main():
     parser.add_argument("--peak-gflops", type=float, default=166.0,
                         help="the machine's fp32 peak (default: 2 Zen 4 cores x 2.6 GHz x 32 FLOP/cycle)")
     parser.add_argument("--startup", action="store_true", help="also measure start-up time and peak memory")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for every loop (default: torch's, the cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from fvae_lib.config import cpu_has_native_bf16
     from fvae_lib.data import BatchSampler, DSprites
@@ -213,13 +216,17 @@ def main():
 
     base = max(rates["plain"])
     print(f"load average (1 min) after each round: {', '.join(f'{x:.2f}' for x in load)}; best of {args.rounds} rounds of {args.seconds:g} s")
-    print(f"{'loop':<14}{'it/s':>7}{'ms/it':>8}{'GFLOP/it':>9}{'GFLOP/s':>9}{'% fp32 peak':>12}{'vs plain':>9}{'start-up s':>11}{'peak GiB':>9}")
+    print("vs plain: best rate against the plain loop's best; per round: each round's rate against the plain loop's in "
+          "the same round (min-max)")
+    print(f"{'loop':<14}{'it/s':>7}{'ms/it':>8}{'GFLOP/it':>9}{'GFLOP/s':>9}{'% fp32 peak':>12}{'vs plain':>9}"
+          f"{'per round':>12}{'start-up s':>11}{'peak GiB':>9}")
     for name, r in rates.items():
         best = max(r)
         gflops = best * flops[name] / 1e9
+        per_round = [a / b for a, b in zip(r, rates["plain"])]
         s_up, peak = (f"{startup[name][0]:.2f}", f"{startup[name][1]:.2f}") if name in startup else ("", "")
         print(f"{name:<14}{best:7.2f}{1e3 / best:8.1f}{flops[name] / 1e9:9.2f}{gflops:9.1f}{gflops / args.peak_gflops:12.0%}"
-              f"{best / base:9.2f}{s_up:>11}{peak:>9}")
+              f"{best / base:9.2f}{f'{min(per_round):.2f}-{max(per_round):.2f}':>12}{s_up:>11}{peak:>9}")
     first = next(iter(variants))
     print(f"drawing two batches: {sample_ms:.3f} ms = {sample_ms * max(rates[first]) / 10:.2f}% of a {first} iteration")
 

@@ -35,6 +35,58 @@ def test_factor_vae_step_called_directly_updates_both_networks_and_returns_its_t
     assert not any(t.requires_grad for t in (terms.recon, terms.kl, terms.tc, terms.loss, terms.d_loss))
 
 
+def sgd_step_grads(reuse: bool, seed: int = 0):
+    """One library step from a fixed start with plain SGD: the gradients each update applied, per network."""
+    torch.manual_seed(seed)
+    vae, disc = VAE(10), Discriminator(10)
+    opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
+    x1, x2 = batches(b=16)
+    terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5),
+                            reuse_d_of_z=reuse)
+    return terms, [p.grad.clone() for p in vae.parameters()], [p.grad.clone() for p in disc.parameters()]
+
+
+def relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in zip(a, b))
+
+
+def test_reusing_d_of_z_for_class_0_computes_the_one_pass_step_to_float_rounding():
+    """The default reuses D(z) of the VAE step as D's class-0 logits; D is unchanged in between, so the terms and
+    both updates' gradients are those of running D once on cat(z.detach(), permute_dims(z′)), up to float
+    rounding (about 1e-6 here; the classic mistakes move a gradient by 1e-3 or more, fvae_lib.exercises.steps)."""
+    (t_reuse, vae_reuse, d_reuse), (t_one, vae_one, d_one) = sgd_step_grads(True), sgd_step_grads(False)
+    for name in FactorVAETerms.names():
+        assert torch.allclose(getattr(t_reuse, name), getattr(t_one, name), rtol=1e-5, atol=1e-6), name
+    assert relative_gap(vae_reuse, vae_one) < 1e-4 and relative_gap(d_reuse, d_one) < 1e-4
+
+
+def test_the_vae_update_leaves_d_and_d_update_leaves_the_encoder_alone():
+    """Both updates' gradients, recomputed from scratch by Algorithm 2: the VAE's is that of recon + β·KL + γ·TC alone
+    (D's loss adds nothing to it: the classic leak), D's that of its cross-entropy on z.detach() and permute_dims(z′)
+    alone (the VAE loss, γ-weighted, fills none of it)."""
+    from fvae_lib.algorithm import vae_forward
+    from fvae_lib.gaussians import reparameterise
+    from fvae_lib.objectives import discriminator_loss, factor_vae_loss, permute_dims, total_correlation_estimate
+
+    for reuse in (True, False):
+        _, vae_grads, d_grads = sgd_step_grads(reuse)
+        torch.manual_seed(0)
+        vae, disc = VAE(10), Discriminator(10)
+        x1, x2 = batches(b=16)
+        noise = torch.Generator().manual_seed(5)
+        recon, kl_dims, z = vae_forward(vae, x1, noise)
+        loss = factor_vae_loss(recon, kl_dims.sum(), total_correlation_estimate(disc(z)), 35.0, 1.0)
+        want_vae = torch.autograd.grad(loss, list(vae.parameters()))
+        assert relative_gap(vae_grads, list(want_vae)) < 1e-5
+        with torch.no_grad():  # the SGD update, then z′ of B′ from the updated encoder, permuted
+            for p, g in zip(vae.parameters(), want_vae):
+                p -= 1e-3 * g
+            mu2, logvar2 = vae.encoder(x2)
+            z_perm = permute_dims(reparameterise(mu2, logvar2, noise), noise)
+        want_d = torch.autograd.grad(discriminator_loss(disc(z.detach()), disc(z_perm)), list(disc.parameters()))
+        assert relative_gap(d_grads, list(want_d)) < 1e-5
+
+
 def test_beta_vae_step_called_directly_minimises_recon_plus_beta_kl():
     vae, _, opt_vae, _ = networks()
     [x] = batches(1)
