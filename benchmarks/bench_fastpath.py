@@ -8,10 +8,13 @@ the benchmark prints the mean absolute gap of each term over the second half of 
 pair, and writes the curves to benchmarks/out/fastpath_curves_<device>.png. Histories are cached in
 benchmarks/out/ by device, variant and seed (delete to rerun).
 
-A variant is tokens joined by +: bf16, cl (channels_last), compile[=mode], and concat (the step that runs D
-once on the concatenation of z.detach() and permute_dims(z′) instead of reusing D(z) of the VAE step:
-``factor_vae_step(..., reuse_d_of_z=False)``). The reuse of D(z) was checked with
-``--baseline cl+concat --fast cl``.
+A variant is tokens joined by +: bf16, cl (channels_last), compile[=mode], and three that undo #21's levers:
+concat (the step that runs D once on the concatenation of z.detach() and permute_dims(z′) instead of reusing
+D(z) of the VAE step: ``factor_vae_step(..., reuse_d_of_z=False)``), autograd-d (D's backward left to
+autograd: ``d_backward_by_hand=False``) and convt (the decoder's last layer trained through
+nn.ConvTranspose2d: ``decoder.phase_last_layer = False``). ``cl+concat+convt`` is the fp32 step as it was
+before #21's numerics-changing levers (bit for bit); the levers were checked with
+``--baseline cl+concat+convt --fast cl`` (and the reuse of D(z) alone with ``--baseline cl+concat --fast cl``).
 
     python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl] [--baseline fp32]
 """
@@ -33,8 +36,10 @@ KEYS = ["recon", "kl", "tc", "d_loss"]
 
 def fast_options(spec: str) -> dict:
     """'bf16+cl' -> precision bf16, channels_last; '+compile=reduce-overhead' adds torch.compile; '+concat' the
-    step without the reuse of D(z). Returns TrainConfig fields, and "step" (None: the library's)."""
-    opts = dict(precision="fp32", channels_last=False, compile="off", step=None)
+    step without the reuse of D(z), '+autograd-d' without D's backward by hand, '+convt' without the phase
+    forward of the last deconvolution. Returns TrainConfig fields, "step" (factor_vae_step's options) and
+    "phase_last_layer"."""
+    opts = dict(precision="fp32", channels_last=False, compile="off", step={}, phase_last_layer=True)
     for token in filter(None, spec.split("+")):
         if token == "fp32":
             pass
@@ -43,10 +48,11 @@ def fast_options(spec: str) -> dict:
         elif token == "cl":
             opts["channels_last"] = True
         elif token == "concat":
-            from functools import partial
-
-            from fvae_lib.algorithm import factor_vae_step
-            opts["step"] = partial(factor_vae_step, reuse_d_of_z=False)
+            opts["step"]["reuse_d_of_z"] = False
+        elif token == "autograd-d":
+            opts["step"]["d_backward_by_hand"] = False
+        elif token == "convt":
+            opts["phase_last_layer"] = False
         elif token.startswith("compile"):
             opts["compile"] = token.partition("=")[2] or "default"
         else:
@@ -61,13 +67,20 @@ def history(name, iterations, data, device, spec):
     cache = OUT / f"fastpath_{device}_{spec}_s{RUNS[name]}_{iterations}.json"
     if cache.exists():
         return json.loads(cache.read_text())
+    from functools import partial
+
+    from fvae_lib.algorithm import factor_vae_step
+
     opts = fast_options(spec)
-    step = opts.pop("step")
+    step_options, phase = opts.pop("step"), opts.pop("phase_last_layer")
+    step = partial(factor_vae_step, **step_options) if step_options else None
     cfg = TrainConfig.from_preset("paper", device=device, iterations=iterations, log_every=50, snapshot_every=0,
                                   checkpoint_every=iterations * 50, seed=RUNS[name], **opts)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        rows = Trainer(cfg, tmp, data=data, progress=False, step=step).run()
+        trainer = Trainer(cfg, tmp, data=data, progress=False, step=step)
+        trainer.vae.decoder.phase_last_layer = phase
+        rows = trainer.run()
         result = {"rows": rows, "it_per_s": iterations / (time.perf_counter() - t0)}
     OUT.mkdir(exist_ok=True)
     cache.write_text(json.dumps(result))
@@ -78,7 +91,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--fast", default="bf16+cl", help="the variant: tokens bf16, cl, compile[=mode], concat joined by +")
+    parser.add_argument("--fast", default="bf16+cl", help="the variant: tokens bf16, cl, compile[=mode], concat, autograd-d, convt joined by +")
     parser.add_argument("--baseline", default="fp32", help="what the variant is compared with, in the same tokens")
     args = parser.parse_args()
     from fvae_lib.data import DSprites

@@ -19,6 +19,7 @@ from typing import Callable, ContextManager, Union
 import torch
 
 from .gaussians import reparameterise
+from .models import Discriminator
 from .objectives import (
     beta_vae_loss,
     discriminator_accuracy,
@@ -88,7 +89,7 @@ def beta_vae_step(vae, opt_vae, x: torch.Tensor, beta: float, noise: torch.Gener
 
 def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tensor, gamma: float, beta: float = 1.0,
                     noise: torch.Generator | None = None, autocast: Autocast = nullcontext, *,
-                    reuse_d_of_z: bool = True) -> FactorVAETerms:
+                    reuse_d_of_z: bool = True, d_backward_by_hand: bool = True) -> FactorVAETerms:
     """Algorithm 2, one iteration, on two independent batches ``x1`` (B) and ``x2`` (B′).
 
     1. VAE step on B: minimise recon + β·KL + γ·TC (Eq. 2), TC = mean(logit_0 − logit_1) of D(z) (Eq. 3).
@@ -104,30 +105,49 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
     (``inputs=``), so it never enters the updated encoder. That saves D's forward on B, about 5% of an
     iteration's FLOPs. ``reuse_d_of_z=False`` runs D once on the concatenation of z.detach() and
     permute_dims(z′) instead, as Algorithm 2 is usually written; both train alike (benchmarks/README.md).
+    With the reuse, D's backward over its two batches is written out as one pass over both
+    (:meth:`Discriminator.backward_by_hand`; ``d_backward_by_hand=False`` leaves it to autograd, two passes):
+    the same gradients up to the order of the sums, and faster. It applies to the library's
+    :class:`~fvae_lib.models.Discriminator` as written (not compiled, no hooks); any other D goes to autograd.
     D runs in fp32 even under a bf16 ``autocast`` (its TC estimate drifted in bf16; benchmarks/README.md).
     """
     recon, kl_dims, z = vae_forward(vae, x1, noise, autocast)
     kl = kl_dims.sum()
     vae_params = [p for p in vae.parameters() if p.requires_grad]
     d_params = [p for p in disc.parameters() if p.requires_grad]
-    d_z = disc(z)  # D's weights are in this graph, and its backward below leaves them alone
+    by_hand = reuse_d_of_z and d_backward_by_hand and isinstance(disc, Discriminator) and disc.runs_as_written()
+    if by_hand:  # D's weights are in this graph, and the VAE's backward below leaves them alone
+        d_z, d_inputs_z = disc.forward_keeping_inputs(z)
+    else:
+        d_z = disc(z)
     tc = total_correlation_estimate(d_z)
     loss = factor_vae_loss(recon, kl, tc, gamma, beta)
     opt_vae.zero_grad(set_to_none=True)
-    loss.backward(inputs=vae_params, retain_graph=reuse_d_of_z)  # retained: D's part serves D's update
+    # retained (autograd's reuse only): D's part of the graph serves D's update
+    loss.backward(inputs=vae_params, retain_graph=reuse_d_of_z and not by_hand)
     opt_vae.step()
 
     with torch.no_grad(), autocast():
         mu2, logvar2 = vae.encoder(x2)
         z_perm = permute_dims(reparameterise(mu2.float(), logvar2.float(), noise), noise)
-    if reuse_d_of_z:
-        logits_0, logits_1 = d_z, disc(z_perm)
-    else:
-        logits = disc(torch.cat([z.detach(), z_perm]))  # one pass for both classes
-        logits_0, logits_1 = logits[:len(z)], logits[len(z):]
-    d_loss = discriminator_loss(logits_0, logits_1)
     opt_d.zero_grad(set_to_none=True)
-    d_loss.backward(inputs=d_params)  # D's gradients only: never into the encoder
+    if by_hand:  # D on z′ without a graph; the gradient at the logits from autograd, D's backward by hand
+        with torch.no_grad():
+            d_perm, d_inputs_perm = disc.forward_keeping_inputs(z_perm)
+        logits_0, logits_1 = d_z.detach().requires_grad_(), d_perm.requires_grad_()
+        with torch.enable_grad():
+            d_loss = discriminator_loss(logits_0, logits_1)
+            grad_0, grad_1 = torch.autograd.grad(d_loss, [logits_0, logits_1])
+        disc.backward_by_hand(torch.cat([grad_0, grad_1]),
+                              [torch.cat([a.detach(), b]) for a, b in zip(d_inputs_z, d_inputs_perm)])
+    else:
+        if reuse_d_of_z:
+            logits_0, logits_1 = d_z, disc(z_perm)
+        else:
+            logits = disc(torch.cat([z.detach(), z_perm]))  # one pass for both classes
+            logits_0, logits_1 = logits[:len(z)], logits[len(z):]
+        d_loss = discriminator_loss(logits_0, logits_1)
+        d_loss.backward(inputs=d_params)  # D's gradients only: never into the encoder
     opt_d.step()
     d_acc = discriminator_accuracy(logits_0.detach(), logits_1.detach())
     return FactorVAETerms(recon=recon.detach(), kl=kl.detach(), tc=tc.detach(), loss=loss.detach(),

@@ -35,14 +35,19 @@ def test_factor_vae_step_called_directly_updates_both_networks_and_returns_its_t
     assert not any(t.requires_grad for t in (terms.recon, terms.kl, terms.tc, terms.loss, terms.d_loss))
 
 
-def sgd_step_grads(reuse: bool, seed: int = 0):
+# the step's three ways to D's update: D(z) reused with D's backward by hand (the default), the same left to
+# autograd, and one pass of D over cat(z.detach(), permute_dims(z′)) (Algorithm 2 as usually written)
+D_UPDATES = {"by hand": {}, "autograd": dict(d_backward_by_hand=False), "one pass": dict(reuse_d_of_z=False)}
+
+
+def sgd_step_grads(options: dict, seed: int = 0):
     """One library step from a fixed start with plain SGD: the gradients each update applied, per network."""
     torch.manual_seed(seed)
     vae, disc = VAE(10), Discriminator(10)
     opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
     x1, x2 = batches(b=16)
     terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5),
-                            reuse_d_of_z=reuse)
+                            **options)
     return terms, [p.grad.clone() for p in vae.parameters()], [p.grad.clone() for p in disc.parameters()]
 
 
@@ -53,11 +58,30 @@ def relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def test_reusing_d_of_z_for_class_0_computes_the_one_pass_step_to_float_rounding():
     """The default reuses D(z) of the VAE step as D's class-0 logits; D is unchanged in between, so the terms and
     both updates' gradients are those of running D once on cat(z.detach(), permute_dims(z′)), up to float
-    rounding (about 1e-6 here; the classic mistakes move a gradient by 1e-3 or more, fvae_lib.exercises.steps)."""
-    (t_reuse, vae_reuse, d_reuse), (t_one, vae_one, d_one) = sgd_step_grads(True), sgd_step_grads(False)
-    for name in FactorVAETerms.names():
-        assert torch.allclose(getattr(t_reuse, name), getattr(t_one, name), rtol=1e-5, atol=1e-6), name
-    assert relative_gap(vae_reuse, vae_one) < 1e-4 and relative_gap(d_reuse, d_one) < 1e-4
+    rounding (about 1e-6 here; the classic mistakes move a gradient by 1e-3 or more, fvae_lib.exercises.steps),
+    whether D's backward is written out or left to autograd."""
+    t_one, vae_one, d_one = sgd_step_grads(D_UPDATES["one pass"])
+    for mode in ("by hand", "autograd"):
+        t_reuse, vae_reuse, d_reuse = sgd_step_grads(D_UPDATES[mode])
+        for name in FactorVAETerms.names():
+            assert torch.allclose(getattr(t_reuse, name), getattr(t_one, name), rtol=1e-5, atol=1e-6), (mode, name)
+        assert relative_gap(vae_reuse, vae_one) < 1e-4 and relative_gap(d_reuse, d_one) < 1e-4, mode
+
+
+def test_a_discriminator_with_a_forward_of_its_own_is_left_to_autograd():
+    """D's backward by hand needs D's own forward: a hook (or torch.compile's forward) makes the step call D
+    itself, twice (z and permute_dims(z′)), with the gradients of the step by hand."""
+    _, vae_hand, d_hand = sgd_step_grads(D_UPDATES["by hand"])
+    torch.manual_seed(0)
+    vae, disc = VAE(10), Discriminator(10)
+    calls = []
+    disc.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
+    x1, x2 = batches(b=16)
+    factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5))
+    assert calls == [16, 16] and not disc.runs_as_written()
+    assert relative_gap([p.grad for p in vae.parameters()], vae_hand) < 1e-5
+    assert relative_gap([p.grad for p in disc.parameters()], d_hand) < 1e-4
 
 
 def test_the_vae_update_leaves_d_and_d_update_leaves_the_encoder_alone():
@@ -68,8 +92,8 @@ def test_the_vae_update_leaves_d_and_d_update_leaves_the_encoder_alone():
     from fvae_lib.gaussians import reparameterise
     from fvae_lib.objectives import discriminator_loss, factor_vae_loss, permute_dims, total_correlation_estimate
 
-    for reuse in (True, False):
-        _, vae_grads, d_grads = sgd_step_grads(reuse)
+    for options in D_UPDATES.values():
+        _, vae_grads, d_grads = sgd_step_grads(options)
         torch.manual_seed(0)
         vae, disc = VAE(10), Discriminator(10)
         x1, x2 = batches(b=16)

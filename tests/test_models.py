@@ -47,3 +47,82 @@ def test_the_fc_width_is_the_papers_for_the_channels():
     fc_width = lambda vae: vae.encoder.fc[1].out_features  # noqa: E731
     assert fc_width(VAE(10)) == 128 and fc_width(VAE(10, channels=3)) == 256  # dSprites; 64x64x3 data
     assert fc_width(VAE(10, channels=3, hidden=128)) == 128  # unless asked otherwise
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The two pieces written for speed (#21): D's backward by hand, and the last deconvolution's forward
+# ----------------------------------------------------------------------------------------------------------
+
+def test_the_discriminators_backward_by_hand_is_autograds_over_several_passes():
+    """Rows of two forward passes in one backward: the gradients autograd gives for the same loss, added to what
+    .grad held; a LeakyReLU slope or a layer input gone wrong would move them by far more than rounding."""
+    import pytest
+
+    for hidden_layers in (0, 1, 6):
+        torch.manual_seed(hidden_layers)
+        disc = Discriminator(10, hidden=64, hidden_layers=hidden_layers)
+        za, zb = torch.randn(12, 10), torch.randn(7, 10)
+        ga, gb = torch.randn(12, 2), torch.randn(7, 2)
+        want = torch.autograd.grad((disc(za) * ga).sum() + (disc(zb) * gb).sum(), list(disc.parameters()))
+        held = [torch.randn_like(p) for p in disc.parameters()]
+        for p, h in zip(disc.parameters(), held):
+            p.grad = h.clone()
+        logits_a, inputs_a = disc.forward_keeping_inputs(za)
+        logits_b, inputs_b = disc.forward_keeping_inputs(zb)
+        assert torch.equal(logits_a, disc(za)) and len(inputs_a) == hidden_layers + 1
+        disc.backward_by_hand(torch.cat([ga, gb]), [torch.cat(pair).detach() for pair in zip(inputs_a, inputs_b)])
+        for p, h, w in zip(disc.parameters(), held, want):
+            assert torch.allclose(p.grad, h + w, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="inputs of D's"):
+            disc.backward_by_hand(ga, inputs_a[:-1])
+
+
+def test_the_last_deconvolutions_training_forward_is_conv_transpose_to_rounding_and_its_backward_exactly():
+    from fvae_lib.models import PhaseDeconv
+
+    torch.manual_seed(0)
+    decoder = Decoder(10).to(memory_format=torch.channels_last)
+    last = decoder.deconvs[-1]
+    h = torch.rand(8, 32, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    upstream = torch.randn(8, 1, 64, 64)
+    want = last(h)
+    want_grads = torch.autograd.grad(want, [h, last.weight, last.bias], upstream)
+    got = PhaseDeconv.apply(h, last.weight, last.bias)
+    assert got.shape == want.shape and got.stride() == want.stride()
+    assert torch.allclose(got, want, rtol=0, atol=1e-5) and not torch.equal(got, torch.zeros_like(got))
+    got_grads = torch.autograd.grad(got, [h, last.weight, last.bias], upstream)
+    assert all(torch.equal(a, b) for a, b in zip(got_grads, want_grads))  # convolution_backward, the same call
+    h64 = torch.randn(2, 3, 5, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w64 = torch.randn(3, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(PhaseDeconv.apply, (h64, w64, torch.randn(1, dtype=torch.float64, requires_grad=True)))
+
+
+def test_the_decoder_takes_the_phase_forward_only_to_train_in_fp32_channels_last(monkeypatch):
+    """Training in fp32 channels_last goes through PhaseDeconv (equal to rounding); evaluation, no_grad, NCHW,
+    autocast and phase_last_layer = False keep nn.ConvTranspose2d, and its numbers exactly."""
+    import fvae_lib.models as models
+
+    calls = []
+    apply = models.PhaseDeconv.apply
+    monkeypatch.setattr(models.PhaseDeconv, "apply", lambda *a: calls.append(1) or apply(*a))
+    torch.manual_seed(0)
+    decoder = Decoder(10).to(memory_format=torch.channels_last)
+    z = torch.randn(4, 10)
+    h = decoder.fc(z)
+    for layer in decoder.deconvs[:-1]:
+        h = layer(h)
+    assert h.is_contiguous(memory_format=torch.channels_last)
+    reference = decoder.deconvs[-1](h)
+    assert torch.allclose(decoder(z), reference, rtol=0, atol=1e-5) and calls == [1]
+    decoder.phase_last_layer = False
+    assert torch.equal(decoder(z), reference)
+    decoder.phase_last_layer = True
+    with torch.no_grad():
+        assert torch.equal(decoder(z), reference)
+    assert torch.equal(decoder.eval()(z), reference)
+    nchw = Decoder(10)
+    nchw.load_state_dict(decoder.state_dict())
+    assert torch.equal(nchw(z), nchw.deconvs(nchw.fc(z)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert decoder.train()(z).dtype == torch.bfloat16  # the fast path keeps its bf16 layer
+    assert calls == [1]
