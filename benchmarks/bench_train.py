@@ -13,6 +13,10 @@ where bf16 is native: AVX512-BF16 or AMX), "fp32" the plain precision.
 To see how an AVX2-only CPU trains on one that has AVX-512, cap both kernel libraries:
 ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_train.py`` (the library then
 takes fp32, as it does on such a CPU). The clock and caches stay this CPU's: record such figures as emulated.
+(MKL, which runs the matrix products, is not capped by either: on this AMD CPU it ignores
+``MKL_ENABLE_INSTRUCTIONS``, 165 GFLOP/s even at SSE4_2, and runs no faster than the AVX2 FMA peak of 2 cores,
+166 GFLOP/s at 2.6 GHz; benchmarks/README.md.) The machine's noise moves
+single rounds by 20% or more: many short rounds (``--seconds 1 --rounds 30``) give a steadier median.
 
     python benchmarks/bench_train.py [--seconds 8] [--rounds 3] [--variants fp32,fast,fast+compile] [--startup]
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -217,16 +222,17 @@ def main():
     base = max(rates["plain"])
     print(f"load average (1 min) after each round: {', '.join(f'{x:.2f}' for x in load)}; best of {args.rounds} rounds of {args.seconds:g} s")
     print("vs plain: best rate against the plain loop's best; per round: each round's rate against the plain loop's in "
-          "the same round (min-max)")
+          "the same round, median (min-max)")
     print(f"{'loop':<14}{'it/s':>7}{'ms/it':>8}{'GFLOP/it':>9}{'GFLOP/s':>9}{'% fp32 peak':>12}{'vs plain':>9}"
-          f"{'per round':>12}{'start-up s':>11}{'peak GiB':>9}")
+          f"{'per round':>18}{'start-up s':>11}{'peak GiB':>9}")
     for name, r in rates.items():
         best = max(r)
         gflops = best * flops[name] / 1e9
         per_round = [a / b for a, b in zip(r, rates["plain"])]
         s_up, peak = (f"{startup[name][0]:.2f}", f"{startup[name][1]:.2f}") if name in startup else ("", "")
         print(f"{name:<14}{best:7.2f}{1e3 / best:8.1f}{flops[name] / 1e9:9.2f}{gflops:9.1f}{gflops / args.peak_gflops:12.0%}"
-              f"{best / base:9.2f}{f'{min(per_round):.2f}-{max(per_round):.2f}':>12}{s_up:>11}{peak:>9}")
+              f"{best / base:9.2f}{f'{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})':>18}"
+              f"{s_up:>11}{peak:>9}")
     first = next(iter(variants))
     print(f"drawing two batches: {sample_ms:.3f} ms = {sample_ms * max(rates[first]) / 10:.2f}% of a {first} iteration")
 
