@@ -108,7 +108,8 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
     With the reuse, D's backward over its two batches is written out as one pass over both
     (:meth:`Discriminator.backward_by_hand`; ``d_backward_by_hand=False`` leaves it to autograd, two passes):
     the same gradients up to the order of the sums, and faster. It applies to the library's
-    :class:`~fvae_lib.models.Discriminator` as written (not compiled, no hooks); any other D goes to autograd.
+    :class:`~fvae_lib.models.Discriminator` as written (``runs_as_written``: not a subclass, not compiled, no
+    hooks or parametrizations, every parameter trained); any other D goes to autograd.
     D runs in fp32 even under a bf16 ``autocast`` (its TC estimate drifted in bf16; benchmarks/README.md).
     """
     recon, kl_dims, z = vae_forward(vae, x1, noise, autocast)

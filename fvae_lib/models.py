@@ -62,11 +62,13 @@ class Decoder(nn.Module):
         self.phase_last_layer = True  # False: the last layer's training forward stays nn.ConvTranspose2d's
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.phase_last_layer and module_runs_as_written(self.deconvs)):
+            return self.deconvs(self.fc(z))
         *hidden, last = self.deconvs
         h = self.fc(z)
         for layer in hidden:
             h = layer(h)
-        if self.training and self.phase_last_layer and phase_deconv_applies(h, last):
+        if phase_deconv_applies(h, last):
             return PhaseDeconv.apply(h, last.weight, last.bias)  # the same layer, a faster forward (below)
         return last(h)
 
@@ -75,11 +77,24 @@ class Decoder(nn.Module):
 _PHASE_TAPS = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
 
 
+def module_runs_as_written(module: nn.Module) -> bool:
+    """No forward of the instance's own (torch.compile's), no module or parameter hooks, no parametrizations:
+    the module computes what its class's forward says, so a faster path may stand in for it."""
+    from torch.nn.utils import parametrize
+
+    return ("forward" not in vars(module) and getattr(module, "_compiled_call_impl", None) is None
+            and not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                     or module._backward_pre_hooks) and not parametrize.is_parametrized(module)
+            and not any(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
+                        for p in module.parameters(recurse=False)))
+
+
 def phase_deconv_applies(h: torch.Tensor, layer: nn.ConvTranspose2d) -> bool:
     """Whether :class:`PhaseDeconv` stands in for ``layer`` on ``h``: a training forward of the decoder's last
     layer on a CPU, in fp32 and channels_last, with one output channel (dSprites). Evaluation, autocast (the
     bf16 fast path), other devices and compiled or exported graphs keep ``nn.ConvTranspose2d``."""
-    return (h.device.type == "cpu" and h.dtype == torch.float32 and layer.weight.dtype == torch.float32
+    return (type(layer) is nn.ConvTranspose2d and module_runs_as_written(layer)
+            and h.device.type == "cpu" and h.dtype == torch.float32 and layer.weight.dtype == torch.float32
             and layer.out_channels == 1 and layer.kernel_size == (4, 4) and layer.stride == (2, 2)
             and layer.padding == (1, 1) and layer.output_padding == (0, 0) and layer.groups == 1
             and layer.dilation == (1, 1) and layer.bias is not None and h.dim() == 4
@@ -105,7 +120,8 @@ class PhaseDeconv(torch.autograd.Function):
         rows = h.permute(0, 2, 3, 1).reshape(-1, c_in)  # channels_last: a view, (b·H·W, c_in)
         patches = (rows @ weight.reshape(c_in, 16)).view(b, height, width, 4, 4)
         patches = nn.functional.pad(patches, (0, 0, 0, 0, 1, 1, 1, 1))  # a zero patch around the border
-        logits = torch.empty(b, 1, 2 * height, 2 * width, dtype=h.dtype, memory_format=torch.channels_last)
+        logits = torch.empty(b, 1, 2 * height, 2 * width, dtype=h.dtype, device=h.device,
+                             memory_format=torch.channels_last)
         out = logits.permute(0, 2, 3, 1).view(b, height, 2, width, 2)  # (row, row phase, column, column phase)
         for py, row_taps in _PHASE_TAPS.items():
             for px, col_taps in _PHASE_TAPS.items():
@@ -170,8 +186,9 @@ class Discriminator(nn.Module):
     # -- D's update written out (fvae_lib.algorithm.factor_vae_step) ------------------------------------
     # D's update in Algorithm 2 reuses D(z) of the VAE step for class 0 and runs D on permute_dims(z') for
     # class 1. Left to autograd, that is two backward passes over D's layers, 64 rows each, and their weight
-    # gradients summed. Written out, it is one pass over 128 rows: half the matrix products, each twice as
-    # tall, and no sums of 1000 x 1000 gradients (#21: about 8% of an fp32 iteration on a 2-core CPU).
+    # gradients summed. Written out, it is one pass over 128 rows: the same FLOPs in half as many matrix
+    # products, each over twice the rows, and no sums of 1000 x 1000 gradients (#21: about 8% of an fp32
+    # iteration on a 2-core CPU).
 
     def forward_keeping_inputs(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """D(z), and the input of each linear layer (z, then each LeakyReLU's output): what
@@ -184,10 +201,15 @@ class Discriminator(nn.Module):
         return h, inputs
 
     def runs_as_written(self) -> bool:
-        """Whether ``forward`` is this class's own, with no hooks: then :meth:`forward_keeping_inputs` computes
-        what calling D computes (it does not where torch.compile has replaced ``forward`` or a hook acts)."""
-        return "forward" not in vars(self) and not any(
-            m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in self.modules())
+        """Whether calling D computes exactly what :meth:`forward_keeping_inputs` and :meth:`backward_by_hand`
+        assume: this class's ``forward`` (not a subclass's, not torch.compile's), its Linear / LeakyReLU stack
+        unchanged, no hooks or parametrizations, every parameter trained. Otherwise the step leaves D to autograd."""
+        layers = list(self.net)
+        stack = (len(layers) % 2 == 1 and all(type(m) is nn.Linear and m.bias is not None for m in layers[::2])
+                 and all(type(m) is nn.LeakyReLU and m.negative_slope >= 0 for m in layers[1::2]))
+        return (type(self).forward is Discriminator.forward and type(self.net) is nn.Sequential and stack
+                and all(module_runs_as_written(m) for m in self.modules())
+                and all(p.requires_grad for p in self.parameters()))
 
     def backward_by_hand(self, grad_logits: torch.Tensor, inputs: list[torch.Tensor]) -> None:
         """Add to each parameter's ``.grad`` the gradient of a loss whose gradient with respect to D's logits

@@ -1,4 +1,5 @@
 """The step functions of fvae_lib.algorithm, called directly, and the trainer's contract with them (METHODS)."""
+import pytest
 import torch
 
 from fvae_lib.algorithm import METHODS, BetaVAETerms, FactorVAETerms, beta_vae_step, factor_vae_step
@@ -68,20 +69,58 @@ def test_reusing_d_of_z_for_class_0_computes_the_one_pass_step_to_float_rounding
         assert relative_gap(vae_reuse, vae_one) < 1e-4 and relative_gap(d_reuse, d_one) < 1e-4, mode
 
 
-def test_a_discriminator_with_a_forward_of_its_own_is_left_to_autograd():
-    """D's backward by hand needs D's own forward: a hook (or torch.compile's forward) makes the step call D
-    itself, twice (z and permute_dims(z′)), with the gradients of the step by hand."""
-    _, vae_hand, d_hand = sgd_step_grads(D_UPDATES["by hand"])
-    torch.manual_seed(0)
-    vae, disc = VAE(10), Discriminator(10)
+def test_the_library_discriminator_takes_the_backward_by_hand(monkeypatch):
     calls = []
-    disc.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
-    opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
+    by_hand = Discriminator.backward_by_hand
+    monkeypatch.setattr(Discriminator, "backward_by_hand", lambda self, *a: calls.append(len(a[0])) or by_hand(self, *a))
+    sgd_step_grads(D_UPDATES["by hand"])
+    assert calls == [32]  # one pass over both batches' rows
+    for mode in ("autograd", "one pass"):
+        sgd_step_grads(D_UPDATES[mode])
+    assert calls == [32]
+
+
+class DoubledDiscriminator(Discriminator):
+    def forward(self, z):
+        return 2 * super().forward(z)
+
+
+def test_a_discriminator_that_is_not_the_library_one_as_written_is_left_to_autograd(monkeypatch):
+    """D's backward by hand needs D's own forward and plain trained parameters: a hook (or torch.compile's
+    forward), a subclass's forward or a parameter hook makes the step call D itself, twice (z and
+    permute_dims(z′)), with autograd's gradients; a frozen layer keeps its weights."""
+    monkeypatch.setattr(Discriminator, "backward_by_hand", lambda *a: pytest.fail("D's backward by hand was taken"))
+    _, vae_auto, d_auto = sgd_step_grads(D_UPDATES["autograd"])
     x1, x2 = batches(b=16)
-    factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5))
-    assert calls == [16, 16] and not disc.runs_as_written()
-    assert relative_gap([p.grad for p in vae.parameters()], vae_hand) < 1e-5
-    assert relative_gap([p.grad for p in disc.parameters()], d_hand) < 1e-4
+
+    def step_with(disc):
+        torch.manual_seed(0)
+        vae = VAE(10)
+        opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
+        factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5))
+        return [p.grad for p in vae.parameters()], [p.grad for p in disc.parameters()]
+
+    def fresh(cls=Discriminator):
+        torch.manual_seed(0)
+        VAE(10)  # the same draws as sgd_step_grads before D
+        return cls(10)
+
+    hooked, calls = fresh(), []
+    hooked.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    vae_grads, d_grads = step_with(hooked)
+    assert calls == [16, 16] and not hooked.runs_as_written()
+    assert relative_gap(vae_grads, vae_auto) < 1e-6 and relative_gap(d_grads, d_auto) < 1e-6
+    seen = []
+    with_param_hook = fresh()
+    with_param_hook.net[0].weight.register_hook(lambda g: seen.append(g.shape))
+    assert relative_gap(step_with(with_param_hook)[1], d_auto) < 1e-6 and seen == [(1000, 10)]
+    doubled = fresh(DoubledDiscriminator)
+    assert not doubled.runs_as_written()
+    step_with(doubled)  # its forward is the one that ran: the by-hand path would have failed the test
+    frozen = fresh()
+    frozen.net[0].weight.requires_grad_(False)
+    before = frozen.net[0].weight.clone()
+    assert step_with(frozen)[1][0] is None and torch.equal(frozen.net[0].weight, before)
 
 
 def test_the_vae_update_leaves_d_and_d_update_leaves_the_encoder_alone():
