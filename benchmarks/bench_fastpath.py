@@ -16,7 +16,7 @@ nn.ConvTranspose2d: ``decoder.phase_last_layer = False``). ``cl+concat+convt`` i
 before #21's numerics-changing levers (bit for bit); the levers were checked with
 ``--baseline cl+concat+convt --fast cl`` (and the reuse of D(z) alone with ``--baseline cl+concat --fast cl``).
 
-    python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl] [--baseline fp32]
+    python benchmarks/bench_fastpath.py [--iterations 2000] [--device cpu] [--fast bf16+cl] [--baseline fp32] [--seeds 3,2]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-RUNS = {"base s0": 0, "base s1": 1, "base s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed
+RUNS = {"base s0": 0, "base s1": 1, "base s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed (--seeds changes it)
 KEYS = ["recon", "kl", "tc", "d_loss"]
 
 
@@ -93,7 +93,18 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fast", default="bf16+cl", help="the variant: tokens bf16, cl, compile[=mode], concat, autograd-d, convt joined by +")
     parser.add_argument("--baseline", default="fp32", help="what the variant is compared with, in the same tokens")
+    parser.add_argument("--seeds", default="3,2", help="how many seeds of the baseline and of the variant (3,2): more "
+                        "seeds, a steadier noise estimate; cached runs are reused")
     args = parser.parse_args()
+    try:
+        n_base, n_fast = (int(n) for n in args.seeds.split(","))
+    except ValueError:
+        raise SystemExit(f"--seeds takes two counts, baseline and variant, e.g. 5,5; got {args.seeds!r}") from None
+    if n_base < 2 or n_fast < 1:
+        raise SystemExit("--seeds needs at least 2 baseline seeds (for the noise) and 1 of the variant")
+    RUNS.clear()
+    RUNS.update({f"base s{i}": i for i in range(n_base)})
+    RUNS.update({f"fast s{i}": i for i in range(n_fast)})
     from fvae_lib.data import DSprites
     from fvae_lib.display import new_figure
     from fvae_lib.plots import save_figure
