@@ -91,36 +91,44 @@ def module_runs_as_written(module: nn.Module) -> bool:
 
 def phase_deconv_applies(h: torch.Tensor, layer: nn.ConvTranspose2d) -> bool:
     """Whether :class:`PhaseDeconv` stands in for ``layer`` on ``h``: a training forward of the decoder's last
-    layer on a CPU, in fp32 and channels_last, with one output channel (dSprites). Evaluation, autocast (the
-    bf16 fast path), other devices and compiled or exported graphs keep ``nn.ConvTranspose2d``."""
-    return (type(layer) is nn.ConvTranspose2d and module_runs_as_written(layer)
-            and h.device.type == "cpu" and h.dtype == torch.float32 and layer.weight.dtype == torch.float32
+    layer on a CPU, channels_last, with one output channel (dSprites), in fp32 or in the bf16 fast path (bf16
+    autocast, ``h`` in bf16). Evaluation, other autocasts, other devices and compiled or exported graphs keep
+    ``nn.ConvTranspose2d``."""
+    autocast = torch.is_autocast_enabled("cpu")
+    precision = ((h.dtype == torch.float32 and not autocast) or
+                 (h.dtype == torch.bfloat16 and autocast and torch.get_autocast_dtype("cpu") == torch.bfloat16))
+    return (type(layer) is nn.ConvTranspose2d and module_runs_as_written(layer) and precision
+            and h.device.type == "cpu" and layer.weight.dtype == torch.float32
             and layer.out_channels == 1 and layer.kernel_size == (4, 4) and layer.stride == (2, 2)
             and layer.padding == (1, 1) and layer.output_padding == (0, 0) and layer.groups == 1
             and layer.dilation == (1, 1) and layer.bias is not None and h.dim() == 4
             and h.is_contiguous(memory_format=torch.channels_last) and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
 
 class PhaseDeconv(torch.autograd.Function):
     """The decoder's last layer, ConvTranspose2d(32 -> 1, 4, stride 2, padding 1), with a faster forward on a CPU.
 
     oneDNN runs this one layer at about 10 GFLOP/s, a tenth of the other convolutions' rate (#21: 5-6 ms of a
-    120 ms fp32 iteration for 67 MFLOP). Here one matrix product gives every input pixel's 4 x 4 patch, and
-    each of the four output phases (even/odd row, even/odd column) sums the four patches that reach it: about
-    2 ms. The same sums in another order: the logits agree with ConvTranspose2d's to ~1e-6. The backward is
-    ConvTranspose2d's own (``convolution_backward``), so the gradients for given logits are the same bit for bit.
+    120 ms fp32 iteration for 67 MFLOP; 3.8 ms in bf16). Here one matrix product gives every input pixel's 4 x 4
+    patch, and each of the four output phases (even/odd row, even/odd column) sums the four patches that reach
+    it: about 2 ms. The same sums in another order: in fp32 the logits agree with ConvTranspose2d's to ~1e-6.
+    A bf16 ``h`` (the fast path) is multiplied in fp32 and the logits come out in fp32: more precise than the
+    bf16 ConvTranspose2d they replace (its logits are rounded to bf16), so they differ from those by up to
+    ~1e-2. The backward is ConvTranspose2d's own (``convolution_backward``, in ``h``'s precision, as autocast
+    runs it), so the gradients for given logits are the same bit for bit.
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(h, weight)
         b, c_in, height, width = h.shape
-        rows = h.permute(0, 2, 3, 1).reshape(-1, c_in)  # channels_last: a view, (b·H·W, c_in)
-        patches = (rows @ weight.reshape(c_in, 16)).view(b, height, width, 4, 4)
+        dtype = torch.float32 if h.dtype == torch.bfloat16 else h.dtype  # bf16 is multiplied in fp32
+        rows = h.permute(0, 2, 3, 1).reshape(-1, c_in).to(dtype)  # channels_last: a view, (b·H·W, c_in)
+        with torch.autocast("cpu", enabled=False):
+            patches = (rows @ weight.reshape(c_in, 16).to(dtype)).view(b, height, width, 4, 4)
         patches = nn.functional.pad(patches, (0, 0, 0, 0, 1, 1, 1, 1))  # a zero patch around the border
-        logits = torch.empty(b, 1, 2 * height, 2 * width, dtype=h.dtype, device=h.device,
+        logits = torch.empty(b, 1, 2 * height, 2 * width, dtype=dtype, device=h.device,
                              memory_format=torch.channels_last)
         out = logits.permute(0, 2, 3, 1).view(b, height, 2, width, 2)  # (row, row phase, column, column phase)
         for py, row_taps in _PHASE_TAPS.items():
@@ -136,8 +144,14 @@ class PhaseDeconv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         h, weight = ctx.saved_tensors
-        return torch.ops.aten.convolution_backward(
-            grad, h, weight, [weight.shape[1]], [2, 2], [1, 1], [1, 1], True, [0, 0], 1, list(ctx.needs_input_grad))
+        dtype = h.dtype  # bf16 in the fast path: the gradients autocast's bf16 layer would give, cast back
+        with torch.autocast("cpu", enabled=False):
+            grads = torch.ops.aten.convolution_backward(
+                grad.to(dtype), h, weight.to(dtype), [weight.shape[1]], [2, 2], [1, 1], [1, 1], True, [0, 0], 1,
+                list(ctx.needs_input_grad))
+        grad_h, grad_w, grad_b = grads
+        return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
+                None if grad_b is None else grad_b.to(weight.dtype))
 
 
 class VAE(nn.Module):

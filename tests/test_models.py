@@ -100,9 +100,30 @@ def test_the_last_deconvolutions_training_forward_is_conv_transpose_to_rounding_
     assert torch.autograd.gradcheck(PhaseDeconv.apply, (h64, w64, torch.randn(1, dtype=torch.float64, requires_grad=True)))
 
 
+def test_in_the_bf16_fast_path_the_phase_forward_multiplies_in_fp32_and_its_backward_is_autocasts():
+    """A bf16 input: fp32 logits equal to the fp32 layer's on the same input to rounding (autocast's bf16 layer
+    is ~1e-2 off), and the gradients of autocast's bf16 ConvTranspose2d, bit for bit, for given logits."""
+    from fvae_lib.models import PhaseDeconv
+
+    torch.manual_seed(0)
+    last = Decoder(10).to(memory_format=torch.channels_last).deconvs[-1]
+    h = torch.rand(8, 32, 32, 32).contiguous(memory_format=torch.channels_last).bfloat16().requires_grad_()
+    upstream = torch.randn(8, 1, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = last(h).float()
+        got = PhaseDeconv.apply(h, last.weight, last.bias)
+    exact = torch.nn.functional.conv_transpose2d(h.detach().float(), last.weight.detach(), last.bias.detach(), 2, 1)
+    assert got.dtype == torch.float32 and torch.allclose(got, exact, rtol=0, atol=1e-5)
+    assert torch.allclose(want, exact, atol=0.1)  # the layer it replaces, bf16-rounded
+    want_grads = torch.autograd.grad(want, [h, last.weight, last.bias], upstream)
+    got_grads = torch.autograd.grad(got, [h, last.weight, last.bias], upstream)
+    assert [g.dtype for g in got_grads] == [torch.bfloat16, torch.float32, torch.float32]
+    assert all(torch.equal(a, b) for a, b in zip(got_grads, want_grads))
+
+
 def test_the_decoder_takes_the_phase_forward_only_to_train_in_fp32_channels_last(monkeypatch):
-    """Training in fp32 channels_last goes through PhaseDeconv (equal to rounding); evaluation, no_grad, NCHW,
-    autocast and phase_last_layer = False keep nn.ConvTranspose2d, and its numbers exactly."""
+    """Training in fp32 channels_last (or in the bf16 fast path) goes through PhaseDeconv; evaluation, no_grad,
+    NCHW, other autocasts, hooks and phase_last_layer = False keep nn.ConvTranspose2d, and its numbers exactly."""
     import fvae_lib.models as models
 
     calls = []
@@ -126,9 +147,13 @@ def test_the_decoder_takes_the_phase_forward_only_to_train_in_fp32_channels_last
     nchw = Decoder(10)
     nchw.load_state_dict(decoder.state_dict())
     assert torch.equal(nchw(z), nchw.deconvs(nchw.fc(z)))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert decoder.train()(z).dtype == torch.bfloat16  # the fast path keeps its bf16 layer
     assert calls == [1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the fast path's training forward: fp32 logits
+        assert decoder.train()(z).dtype == torch.float32 and calls == [1, 1]
+        with torch.no_grad():
+            assert decoder(z).dtype == torch.bfloat16  # not training: autocast's bf16 layer
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert decoder(z).dtype == torch.float16 and calls == [1, 1]  # another autocast: the layer
     seen = []  # a hook on the layers (weight norm, pruning, a probe) keeps the layers' own forward, and fires
     decoder.deconvs[-1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
-    assert torch.equal(decoder(z), reference) and seen == [(4, 1, 64, 64)] and calls == [1]
+    assert torch.equal(decoder(z), reference) and seen == [(4, 1, 64, 64)] and calls == [1, 1]
