@@ -115,7 +115,6 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
     recon, kl_dims, z = vae_forward(vae, x1, noise, autocast)
     kl = kl_dims.sum()
     vae_params = [p for p in vae.parameters() if p.requires_grad]
-    d_params = [p for p in disc.parameters() if p.requires_grad]
     by_hand = reuse_d_of_z and d_backward_by_hand and isinstance(disc, Discriminator) and disc.runs_as_written()
     if by_hand:  # D's weights are in this graph, and the VAE's backward below leaves them alone
         d_z, d_inputs_z = disc.forward_keeping_inputs(z)
@@ -148,7 +147,7 @@ def factor_vae_step(vae, disc, opt_vae, opt_d, x1: torch.Tensor, x2: torch.Tenso
             logits = disc(torch.cat([z.detach(), z_perm]))  # one pass for both classes
             logits_0, logits_1 = logits[:len(z)], logits[len(z):]
         d_loss = discriminator_loss(logits_0, logits_1)
-        d_loss.backward(inputs=d_params)  # D's gradients only: never into the encoder
+        d_loss.backward(inputs=[p for p in disc.parameters() if p.requires_grad])  # D's only: never the encoder
     opt_d.step()
     d_acc = discriminator_accuracy(logits_0.detach(), logits_1.detach())
     return FactorVAETerms(recon=recon.detach(), kl=kl.detach(), tc=tc.detach(), loss=loss.detach(),

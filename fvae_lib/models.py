@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .gaussians import reparameterise
 
@@ -80,8 +81,6 @@ _PHASE_TAPS = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
 def module_runs_as_written(module: nn.Module) -> bool:
     """No forward of the instance's own (torch.compile's), no module or parameter hooks, no parametrizations:
     the module computes what its class's forward says, so a faster path may stand in for it."""
-    from torch.nn.utils import parametrize
-
     return ("forward" not in vars(module) and getattr(module, "_compiled_call_impl", None) is None
             and not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
                      or module._backward_pre_hooks) and not parametrize.is_parametrized(module)
@@ -146,10 +145,9 @@ class PhaseDeconv(torch.autograd.Function):
         h, weight = ctx.saved_tensors
         dtype = h.dtype  # bf16 in the fast path: the gradients autocast's bf16 layer would give, cast back
         with torch.autocast("cpu", enabled=False):
-            grads = torch.ops.aten.convolution_backward(
+            grad_h, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad.to(dtype), h, weight.to(dtype), [weight.shape[1]], [2, 2], [1, 1], [1, 1], True, [0, 0], 1,
                 list(ctx.needs_input_grad))
-        grad_h, grad_w, grad_b = grads
         return (grad_h, None if grad_w is None else grad_w.to(weight.dtype),
                 None if grad_b is None else grad_b.to(weight.dtype))
 
