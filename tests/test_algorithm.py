@@ -41,15 +41,18 @@ def test_factor_vae_step_called_directly_updates_both_networks_and_returns_its_t
 D_UPDATES = {"by hand": {}, "autograd": dict(d_backward_by_hand=False), "one pass": dict(reuse_d_of_z=False)}
 
 
-def sgd_step_grads(options: dict, seed: int = 0):
-    """One library step from a fixed start with plain SGD: the gradients each update applied, per network."""
+def sgd_step_grads(options: dict, seed: int = 0, disc_class=Discriminator, prepare=lambda disc: None):
+    """One library step from a fixed start with plain SGD: the gradients each update applied, per network (None
+    for a parameter that took none). ``prepare`` sees D before the step (to hook or freeze it)."""
     torch.manual_seed(seed)
-    vae, disc = VAE(10), Discriminator(10)
+    vae, disc = VAE(10), disc_class(10)
+    prepare(disc)
     opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
     x1, x2 = batches(b=16)
     terms = factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5),
                             **options)
-    return terms, [p.grad.clone() for p in vae.parameters()], [p.grad.clone() for p in disc.parameters()]
+    grads = lambda net: [None if p.grad is None else p.grad.clone() for p in net.parameters()]  # noqa: E731
+    return terms, grads(vae), grads(disc)
 
 
 def relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -91,36 +94,27 @@ def test_a_discriminator_that_is_not_the_library_one_as_written_is_left_to_autog
     permute_dims(z′)), with autograd's gradients; a frozen layer keeps its weights."""
     monkeypatch.setattr(Discriminator, "backward_by_hand", lambda *a: pytest.fail("D's backward by hand was taken"))
     _, vae_auto, d_auto = sgd_step_grads(D_UPDATES["autograd"])
-    x1, x2 = batches(b=16)
+    kept, calls, seen = [], [], []
 
-    def step_with(disc):
-        torch.manual_seed(0)
-        vae = VAE(10)
-        opt_vae, opt_d = torch.optim.SGD(vae.parameters(), lr=1e-3), torch.optim.SGD(disc.parameters(), lr=1e-3)
-        factor_vae_step(vae, disc, opt_vae, opt_d, x1, x2, gamma=35.0, noise=torch.Generator().manual_seed(5))
-        return [p.grad for p in vae.parameters()], [p.grad for p in disc.parameters()]
+    def hook(disc):
+        kept.append(disc)
+        disc.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
 
-    def fresh(cls=Discriminator):
-        torch.manual_seed(0)
-        VAE(10)  # the same draws as sgd_step_grads before D
-        return cls(10)
-
-    hooked, calls = fresh(), []
-    hooked.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
-    vae_grads, d_grads = step_with(hooked)
-    assert calls == [16, 16] and not hooked.runs_as_written()
+    _, vae_grads, d_grads = sgd_step_grads({}, prepare=hook)
+    assert calls == [16, 16] and not kept[-1].runs_as_written()
     assert relative_gap(vae_grads, vae_auto) < 1e-6 and relative_gap(d_grads, d_auto) < 1e-6
-    seen = []
-    with_param_hook = fresh()
-    with_param_hook.net[0].weight.register_hook(lambda g: seen.append(g.shape))
-    assert relative_gap(step_with(with_param_hook)[1], d_auto) < 1e-6 and seen == [(1000, 10)]
-    doubled = fresh(DoubledDiscriminator)
-    assert not doubled.runs_as_written()
-    step_with(doubled)  # its forward is the one that ran: the by-hand path would have failed the test
-    frozen = fresh()
-    frozen.net[0].weight.requires_grad_(False)
-    before = frozen.net[0].weight.clone()
-    assert step_with(frozen)[1][0] is None and torch.equal(frozen.net[0].weight, before)
+    _, _, d_grads = sgd_step_grads({}, prepare=lambda disc: disc.net[0].weight.register_hook(lambda g: seen.append(g.shape)))
+    assert relative_gap(d_grads, d_auto) < 1e-6 and seen == [(1000, 10)]
+    sgd_step_grads({}, disc_class=DoubledDiscriminator, prepare=kept.append)  # its forward ran: by hand would fail
+    assert not kept[-1].runs_as_written()
+
+    def freeze(disc):
+        disc.net[0].weight.requires_grad_(False)
+        kept.append((disc, disc.net[0].weight.clone()))
+
+    _, _, d_grads = sgd_step_grads({}, prepare=freeze)
+    frozen, before = kept[-1]
+    assert d_grads[0] is None and torch.equal(frozen.net[0].weight, before)
 
 
 def test_the_vae_update_leaves_d_and_d_update_leaves_the_encoder_alone():
