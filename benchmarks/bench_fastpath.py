@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-RUNS = {"base s0": 0, "base s1": 1, "base s2": 2, "fast s0": 0, "fast s1": 1}  # name -> seed (--seeds changes it)
 KEYS = ["recon", "kl", "tc", "d_loss"]
 
 
@@ -60,11 +59,11 @@ def fast_options(spec: str) -> dict:
     return opts
 
 
-def history(name, iterations, data, device, spec):
+def history(seed, iterations, data, device, spec):
     from fvae_lib.config import TrainConfig
     from fvae_lib.train import Trainer
 
-    cache = OUT / f"fastpath_{device}_{spec}_s{RUNS[name]}_{iterations}.json"
+    cache = OUT / f"fastpath_{device}_{spec}_s{seed}_{iterations}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     from functools import partial
@@ -75,7 +74,7 @@ def history(name, iterations, data, device, spec):
     step_options, phase = opts.pop("step"), opts.pop("phase_last_layer")
     step = partial(factor_vae_step, **step_options) if step_options else None
     cfg = TrainConfig.from_preset("paper", device=device, iterations=iterations, log_every=50, snapshot_every=0,
-                                  checkpoint_every=iterations * 50, seed=RUNS[name], **opts)
+                                  checkpoint_every=iterations * 50, seed=seed, **opts)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         trainer = Trainer(cfg, tmp, data=data, progress=False, step=step)
@@ -102,17 +101,15 @@ def main():
         raise SystemExit(f"--seeds takes two counts, baseline and variant, e.g. 5,5; got {args.seeds!r}") from None
     if n_base < 2 or n_fast < 1:
         raise SystemExit("--seeds needs at least 2 baseline seeds (for the noise) and 1 of the variant")
-    RUNS.clear()
-    RUNS.update({f"base s{i}": i for i in range(n_base)})
-    RUNS.update({f"fast s{i}": i for i in range(n_fast)})
+    runs = {**{f"base s{i}": i for i in range(n_base)}, **{f"fast s{i}": i for i in range(n_fast)}}  # name -> seed
     from fvae_lib.data import DSprites
     from fvae_lib.display import new_figure
     from fvae_lib.plots import save_figure
 
     data = DSprites(source="replica", progress=False)
     hist = {}
-    for name in RUNS:
-        hist[name] = history(name, args.iterations, data, args.device, args.fast if name.startswith("fast") else args.baseline)
+    for name, seed in runs.items():
+        hist[name] = history(seed, args.iterations, data, args.device, args.fast if name.startswith("fast") else args.baseline)
         last = hist[name]["rows"][-1]
         print(f"{name}: {hist[name]['it_per_s']:.2f} it/s, final recon {last['recon']:.1f}, kl {last['kl']:.2f}, "
               f"tc {last['tc']:.3f}, d_loss {last['d_loss']:.3f}", flush=True)
@@ -122,8 +119,8 @@ def main():
     def gap(a, b, k):
         return float(np.mean([abs(x[k] - y[k]) for x, y in zip(hist[a]["rows"][half:], hist[b]["rows"][half:])]))
 
-    fp32 = [n for n in RUNS if n.startswith("base")]
-    fast = [n for n in RUNS if n.startswith("fast")]
+    fp32 = [n for n in runs if n.startswith("base")]
+    fast = [n for n in runs if n.startswith("fast")]
     noise_pairs = list(itertools.combinations(fp32, 2))
     cross_pairs = list(itertools.product(fast, fp32))
     print(f"\nbase = {args.baseline}, fast = {args.fast}; mean |gap| over iterations "
